@@ -1,0 +1,222 @@
+"""Train the real-time student directly on photos (classification over quantized a*b*).
+
+    python -m training.train_student --pack packed/train144.npz --minutes 5 --out runs/student
+
+Several variants (width, class-rebalancing exponent) train side by side on the same
+batches so that one run compares them; the choice between them and the annealed-mean
+temperature is made afterwards by measurement (training/evaluate.py).
+
+Loss (Zhang et al. 2016): cross-entropy against soft-encoded targets (5 nearest bins,
+Gaussian sigma 5), each pixel weighted by w(q) ~ ((1 - lam) p(q) + lam / Q)^-alpha from the
+smoothed empirical a*b* prior. alpha = 0 is plain classification, alpha = 1 is the paper's
+full rebalancing. The whole dataset lives in (GPU) memory as uint8; crops, flips and
+rescaling are done there, so a small network is not starved by a data loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from training.data import is_validation, rgb_to_lab_torch
+from training.student import StudentUNet, ab_bins
+
+
+def load_pack_threaded(path: Path, workers: int) -> tuple[np.ndarray, list[str]]:
+    z = np.load(path)
+    data, off, names = z["data"], z["offsets"], [str(n) for n in z["names"]]
+
+    def dec(i: int) -> np.ndarray:
+        return cv2.imdecode(data[off[i] : off[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
+
+    with ThreadPoolExecutor(workers) as ex:
+        imgs = list(ex.map(dec, range(len(names))))
+    return np.stack(imgs), names
+
+
+def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
+    """uint8 (N, S, S, 3) -> float (n, 3, out, out) sRGB: random scale 0.6-1.0 of the side,
+    random position, random horizontal flip, bilinear resampling."""
+    dev = imgs.device
+    idx = torch.randint(0, imgs.shape[0], (n,), generator=gen, device="cpu").to(dev)
+    x = imgs[idx].permute(0, 3, 1, 2).float() / 255.0
+    r = torch.rand(n, 4, generator=gen).to(dev)
+    scale = 0.6 + 0.4 * r[:, 0]
+    tx = (1 - scale) * (2 * r[:, 1] - 1)
+    ty = (1 - scale) * (2 * r[:, 2] - 1)
+    flip = torch.where(r[:, 3] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 0, 2] = tx
+    theta[:, 1, 1] = scale
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, (n, 3, out, out), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def class_prior(ab: torch.Tensor, grid: float = 10.0, limit: float = 110.0) -> torch.Tensor:
+    """(M, 2) a*b* samples -> (G*G,) empirical probability of each cell of ab_bins(grid, limit).
+    The nearest centre on a regular grid is a rounding, so this is O(M)."""
+    g = int(round(2 * limit / grid)) + 1
+    i = ((ab + limit) / grid).round().long().clamp(0, g - 1)
+    q = i[:, 0] * g + i[:, 1]
+    return torch.bincount(q, minlength=g * g).float() / q.numel()
+
+
+def rebalance_weights(prior: torch.Tensor, bins: torch.Tensor, alpha: float, lam: float = 0.5) -> torch.Tensor:
+    d2 = torch.cdist(bins, bins) ** 2
+    smooth = (torch.exp(-d2 / (2 * 5.0**2)) @ prior)
+    smooth = smooth / smooth.sum()
+    w = ((1 - lam) * smooth + lam / bins.shape[0]) ** -1
+    w = w / (w * smooth).sum()  # E_p[w] = 1
+    return w**alpha
+
+
+def soft_targets(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float = 5.0):
+    """ab (N, 2, h, w) -> (N, Q, h, w) soft one-hot over the k nearest bins, and (N, h, w) nearest."""
+    n, _, h, w = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d = torch.cdist(flat, bins)
+    dk, ik = d.topk(k, dim=1, largest=False)
+    wk = torch.exp(-(dk**2) / (2 * sigma**2))
+    wk = wk / wk.sum(dim=1, keepdim=True)
+    t = torch.zeros(flat.shape[0], bins.shape[0], device=ab.device).scatter_(1, ik, wk)
+    return t.reshape(n, h, w, -1).permute(0, 3, 1, 2), ik[:, 0].reshape(n, h, w)
+
+
+def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
+    rgb = random_crops(imgs, n, crop, gen)
+    lab = rgb_to_lab_torch(rgb.clamp(0, 1))
+    x = (lab[:, :1] - 50.0) / 50.0
+    ab = F.avg_pool2d(lab[:, 1:], 4)
+    return x, ab
+
+
+def parse_variants(spec: str) -> list[dict]:
+    """'w24a0.5,w16a1' -> [{'width': 24, 'alpha': 0.5}, ...]"""
+    out = []
+    for item in spec.split(","):
+        w, a = item.strip()[1:].split("a")
+        out.append({"name": item.strip(), "width": int(w), "alpha": float(a)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pack", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("runs/student"))
+    ap.add_argument("--minutes", type=float, default=5.0, help="training time budget")
+    ap.add_argument("--variants", default="w24a0.5,w24a1")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = ap.parse_args(argv)
+
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    t0 = time.time()
+    imgs_np, names = load_pack_threaded(a.pack, workers=os.cpu_count() or 2)
+    if a.limit:
+        imgs_np, names = imgs_np[: a.limit], names[: a.limit]
+    val_mask = np.array([is_validation(n) for n in names])
+    imgs = torch.from_numpy(imgs_np[~val_mask]).to(dev)
+    val = torch.from_numpy(imgs_np[val_mask]).to(dev)
+    print(f"data: {len(imgs)} train, {len(val)} val, loaded in {time.time() - t0:.1f}s on {dev}", flush=True)
+
+    gen = torch.Generator().manual_seed(a.seed)
+    with torch.no_grad():
+        full = ab_bins().to(dev)
+        prior = torch.zeros(full.shape[0], device=dev)
+        for _ in range(8):
+            _, ab = batch_lab(imgs, min(2048, len(imgs)), 64, gen)
+            prior += class_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
+        keep = prior > 0
+        bins = full[keep]
+        prior = prior[keep] / prior[keep].sum()
+    print(f"a*b* bins in use: {bins.shape[0]} of {full.shape[0]}", flush=True)
+
+    variants = parse_variants(a.variants)
+    models, opts, weights = [], [], []
+    for v in variants:
+        m = StudentUNet(bins, width=v["width"]).to(dev).to(memory_format=torch.channels_last)
+        models.append(m)
+        opts.append(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-4))
+        weights.append(rebalance_weights(prior, bins, v["alpha"]))
+    a.out.mkdir(parents=True, exist_ok=True)
+    amp = dev.type == "cuda"
+    budget = a.minutes * 60.0
+    start = time.time()
+    step, last_log = 0, start
+    losses = [0.0] * len(models)
+    while True:
+        frac = (time.time() - start) / budget
+        if frac >= 1.0:
+            break
+        lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
+        with torch.no_grad():
+            x, ab = batch_lab(imgs, a.batch, a.crop, gen)
+            target, nearest = soft_targets(ab, bins)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for i, (m, opt, w) in enumerate(zip(models, opts, weights)):
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                logits = m.logits(x)
+            logp = F.log_softmax(logits.float(), dim=1)
+            loss = (-(target * logp).sum(1) * w[nearest]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses[i] = 0.98 * losses[i] + 0.02 * loss.item() if step else loss.item()
+        step += 1
+        if time.time() - last_log > 15:
+            last_log = time.time()
+            ips = step * a.batch / (last_log - start)
+            msg = " ".join(f"{v['name']}={l:.3f}" for v, l in zip(variants, losses))
+            print(f"step {step} {frac * 100:.0f}% lr {lr:.2e} {ips:.0f} img/s loss {msg}", flush=True)
+
+    elapsed = time.time() - start
+    report = {"steps": step, "seconds": elapsed, "batch": a.batch, "crop": a.crop, "device": str(dev),
+              "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+              "train_images": len(imgs), "val_images": len(val), "bins": int(bins.shape[0]),
+              "torch": torch.__version__, "variants": {}}
+    gen_val = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        xv, abv = batch_lab(val, min(512, len(val)), a.crop, gen_val)
+        tv, nv = soft_targets(abv, bins)
+    for v, m, w in zip(variants, models, weights):
+        m.eval()
+        with torch.no_grad():
+            logits = m.logits(xv.contiguous(memory_format=torch.channels_last)).float()
+            ce = float((-(tv * F.log_softmax(logits, 1)).sum(1)).mean())
+            by_t = {}
+            for t in (0.2, 0.3, 0.38, 0.5, 0.7, 1.0):
+                pred = m.annealed_mean(logits, t)
+                by_t[str(t)] = {"ab_rmse": float(((pred - abv) ** 2).mean().sqrt()),
+                                "chroma_ratio": float(pred.norm(dim=1).mean() / abv.norm(dim=1).mean())}
+        m.cpu()
+        torch.save({"state_dict": m.state_dict(), "width": v["width"], "alpha": v["alpha"], "bins": bins.cpu(),
+                    "steps": step, "seconds": elapsed, "batch": a.batch, "crop": a.crop},
+                   a.out / f"student_{v['name']}.pt")
+        report["variants"][v["name"]] = {"width": v["width"], "alpha": v["alpha"], "val_ce": ce, "by_temperature": by_t,
+                                         "params": sum(p.numel() for p in m.parameters())}
+        print(v["name"], json.dumps(report["variants"][v["name"]]), flush=True)
+    (a.out / "report.json").write_text(json.dumps(report, indent=2))
+    print(f"done: {step} steps in {elapsed:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
