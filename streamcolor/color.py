@@ -135,3 +135,9 @@ def colourfulness(rgb: np.ndarray) -> float:
     std = np.hypot(rg.std(), yb.std())
     mean = np.hypot(rg.mean(), yb.mean())
     return float(std + 0.3 * mean)
+
+
+def rgb8_to_gray8(rgb8: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB -> (H, W) uint8 gray with the same CIE L* (luminance-preserving)."""
+    lin = srgb_to_linear(rgb8.astype(np.float32) / 255.0) @ RGB_TO_XYZ[1]
+    return (linear_to_srgb(lin) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,3 @@
+from streamcolor.cli import main
+
+main()

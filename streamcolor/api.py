@@ -1,0 +1,169 @@
+"""The library's entry points: colorize a video file or images. The CLI only calls these."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcolor import color
+from streamcolor.backends import create_engine
+from streamcolor.colorizer import Colorizer
+from streamcolor.errors import ConfigError, InputError, NotAvailableError, OutputError
+from streamcolor.model import DEFAULT_MODEL, load_card
+from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
+from streamcolor.sink import EncodeOptions, VideoSink, check_output_path
+from streamcolor.source import VideoSource
+
+TEMPORAL_MODES = ("off", "causal", "bidirectional")
+
+
+@dataclass(frozen=True)
+class ColorizeConfig:
+    """Resolved once from flags and the model card; each component gets its own part."""
+
+    model: Path = DEFAULT_MODEL
+    backend: str = "auto"
+    temporal: str = "off"
+    batch: int = 4
+    threads: int | None = None  # inference threads; None = all cores
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+    def __post_init__(self) -> None:
+        if self.temporal not in TEMPORAL_MODES:
+            raise ConfigError(f"unknown temporal mode '{self.temporal}'; choose one of: {', '.join(TEMPORAL_MODES)}")
+        if self.temporal != "off":
+            raise NotAvailableError(f"--temporal {self.temporal} is not available in this version yet; use --temporal off")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be at least 1, got {self.batch}")
+
+
+@dataclass
+class Progress:
+    frames: int
+    total: int  # 0 when unknown
+    elapsed: float
+
+
+@dataclass
+class VideoSummary:
+    frames: int
+    seconds: float
+    decode_errors: int
+    times: StageTimes
+    backend: str
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def make_colorizer(cfg: ColorizeConfig) -> Colorizer:
+    card = load_card(cfg.model)
+    return Colorizer(create_engine(cfg.backend, card, cfg.threads), card)
+
+
+def colorize_video(
+    src: str | Path,
+    out: str | Path,
+    cfg: ColorizeConfig | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    warn: Callable[[str], None] = print,
+    colorizer: Colorizer | None = None,
+) -> VideoSummary:
+    """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata."""
+    cfg = cfg or ColorizeConfig()
+    out = Path(out)
+    is_url = "://" in str(src)
+    check_output_path(out, [] if is_url else [Path(src)])
+    colorizer = colorizer or make_colorizer(cfg)
+    start = time.perf_counter()
+    times = StageTimes()
+    with VideoSource(src) as source:
+        info = source.info
+        sink = VideoSink(out, info, cfg.encode, warn=warn)
+        reencode = sink.plan_streams()
+        decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
+        colored = Stage(
+            "colorize", lambda up: colorize_items(up, colorizer, info, cfg.batch, times), decoded, maxsize=16
+        )
+        try:
+            with sink:
+                for item in colored:
+                    t = time.perf_counter()
+                    sink.write(item)
+                    times.encode += time.perf_counter() - t
+                    if on_progress and sink.frames and hasattr(item, "y8"):
+                        on_progress(Progress(sink.frames, info.frames_estimate, time.perf_counter() - start))
+                if sink.frames == 0:
+                    raise InputError(f"{src} contains no decodable video frames")
+        finally:
+            colored.close()
+            decoded.close()
+        if source.decode_errors:
+            warn(f"skipped {source.decode_errors} damaged packet(s) that could not be decoded")
+        expected = info.frames_estimate
+        if expected and sink.frames < 0.95 * expected - 1:
+            warn(f"the input ended early: {sink.frames} of about {expected} frames decoded (damaged or truncated?)")
+    return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, cfg.backend)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def colorize_image_file(src: Path, out: Path, colorizer: Colorizer) -> None:
+    data = np.fromfile(src, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(f"cannot read {src}: not an image")
+    gray = color.rgb8_to_gray8(img[..., ::-1])
+    rgb = colorizer.colorize_luma(gray, full_range=True)
+    ext = out.suffix.lower()
+    if ext not in IMAGE_SUFFIXES:
+        raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    ok, buf = cv2.imencode(ext, rgb[..., ::-1])
+    if not ok:
+        raise OutputError(f"cannot encode {out.name}")
+    tmp = out.with_name(f"{out.stem}.partial{out.suffix}")
+    try:
+        buf.tofile(tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def colorize_images(
+    src: str | Path, out: str | Path, cfg: ColorizeConfig | None = None, warn: Callable[[str], None] = print
+) -> list[Path]:
+    """IN a file -> OUT a file; IN a folder -> OUT a folder (created), same file names."""
+    cfg = cfg or ColorizeConfig()
+    src, out = Path(src), Path(out)
+    if not src.exists():
+        raise InputError(f"input not found: {src}")
+    colorizer = make_colorizer(cfg)
+    if src.is_file():
+        check_output_path(out, [src])
+        colorize_image_file(src, out, colorizer)
+        return [out]
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"input is a folder, so the output must be a folder: {out}")
+    if out.resolve() == src.resolve():
+        raise OutputError(f"output folder is the input folder: {out}")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder's parent does not exist: {out.parent}")
+    out.mkdir(exist_ok=True)
+    written = []
+    for f in files:
+        try:
+            colorize_image_file(f, out / f.name, colorizer)
+            written.append(out / f.name)
+        except InputError as e:
+            warn(f"skipped: {e}")
+    return written

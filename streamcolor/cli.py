@@ -1,0 +1,199 @@
+"""The `streamcolor` command: a thin edge that parses flags, calls the library, and turns
+typed errors into one line on stderr and an exit code (fastapi-cli's `cli.py` pattern)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+try:  # typer >= 0.20 vendors click; older releases use the click package
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exc
+
+from streamcolor import __version__
+from streamcolor.api import ColorizeConfig, Progress, colorize_images, colorize_video
+from streamcolor.errors import StreamcolorError
+from streamcolor.model import DEFAULT_MODEL
+from streamcolor.sink import EncodeOptions
+
+app = typer.Typer(
+    name="streamcolor",
+    help="Colorize black-and-white video and photos.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Temporal(str, Enum):
+    off = "off"
+    causal = "causal"
+    bidirectional = "bidirectional"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+    tensorrt = "tensorrt"
+
+
+class Codec(str, Enum):
+    h264 = "h264"
+    hevc = "hevc"
+    ffv1 = "ffv1"
+    prores = "prores"
+
+
+class Preset(str, Enum):
+    ultrafast = "ultrafast"
+    superfast = "superfast"
+    veryfast = "veryfast"
+    faster = "faster"
+    fast = "fast"
+    medium = "medium"
+    slow = "slow"
+    slower = "slower"
+    veryslow = "veryslow"
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"streamcolor: {msg}", err=True)
+
+
+def _warn(msg: str) -> None:
+    typer.echo(f"streamcolor: warning: {msg}", err=True)
+
+
+class ProgressBar:
+    """One line on a terminal, redrawn at most 5 times a second: frames, fps, ETA."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        fps = p.frames / p.elapsed if p.elapsed > 0 else 0.0
+        if p.total and p.frames <= p.total:
+            width = 30
+            done = int(width * p.frames / p.total)
+            eta = (p.total - p.frames) / fps if fps > 0 else 0
+            line = (
+                f"[{'#' * done}{'.' * (width - done)}] {p.frames}/{p.total} "
+                f"{100 * p.frames / p.total:3.0f}%  {fps:5.1f} fps  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+            )
+        else:
+            line = f"{p.frames} frames  {fps:5.1f} fps"
+        sys.stderr.write("\r" + line + "\033[K")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.last:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+ModelOpt = Annotated[Path, typer.Option(help="ONNX model with its .json card beside it.")]
+BackendOpt = Annotated[Backend, typer.Option(help="Inference backend.")]
+ThreadsOpt = Annotated[int, typer.Option(help="Inference threads (0: all cores).", min=0)]
+
+
+@app.command()
+def video(
+    src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (.mp4, .mkv, .mov, .avi).")],
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = Backend.auto,
+    temporal: Annotated[Temporal, typer.Option(help="Temporal filter against flicker.")] = Temporal.off,
+    codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
+    crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
+    preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
+    batch: Annotated[int, typer.Option(help="Frames per inference batch.", min=1, max=64)] = 4,
+    threads: ThreadsOpt = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")] = False,
+) -> None:
+    """Colorize a video: keeps frame count, timestamps, audio, subtitles and colour metadata."""
+    bar = ProgressBar(enabled=not quiet and sys.stderr.isatty())
+    try:
+        cfg = ColorizeConfig(
+            model=model,
+            backend=backend.value,
+            temporal=temporal.value,
+            batch=batch,
+            threads=threads or None,
+            encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
+        )
+        summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn)
+    except StreamcolorError as e:
+        bar.close()
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    bar.close()
+    if not quiet:
+        typer.echo(
+            f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps) -> {out}",
+            err=True,
+        )
+
+
+@app.command()
+def image(
+    src: Annotated[Path, typer.Argument(metavar="IN", help="An image file, or a folder of images.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Output file, or folder when IN is a folder.")],
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = Backend.auto,
+    threads: ThreadsOpt = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Colorize photos: one file, or every image in a folder (names and formats kept)."""
+    try:
+        cfg = ColorizeConfig(model=model, backend=backend.value, threads=threads or None)
+        written = colorize_images(src, out, cfg, warn=_warn)
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    if not quiet:
+        typer.echo(f"colorized {len(written)} image(s) -> {out}", err=True)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"streamcolor {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console entry point: usage errors in one line, Ctrl-C as exit 130, no tracebacks."""
+    try:
+        app(standalone_mode=False)
+    except click_exc.Exit as e:
+        sys.exit(e.exit_code)
+    except click_exc.UsageError as e:
+        _err(e.format_message().splitlines()[0])
+        sys.exit(2)
+    except (click_exc.Abort, KeyboardInterrupt):
+        _err("interrupted; no output was written")
+        sys.exit(130)
+    except StreamcolorError as e:
+        _err(str(e))
+        sys.exit(e.exit_code)
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if os.environ.get("STREAMCOLOR_DEBUG"):
+            raise
+        _err(f"internal error: {e!r} (set STREAMCOLOR_DEBUG=1 for the traceback)")
+        sys.exit(3)

@@ -1,0 +1,67 @@
+"""Model cards: the normalisation and input-size rule that travel with each ONNX file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamcolor.errors import ConfigError
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "student.onnx"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a caller must know to feed the network and read its output.
+
+    Network input  x: (N, 1, h, w) float32, x = (L* - l_offset) / l_scale.
+    Network output y: (N, 2, h / stride, w / stride) float32, a*b* = y * ab_scale.
+    """
+
+    path: Path
+    name: str
+    short_side: int
+    multiple: int
+    fixed_size: tuple[int, int] | None
+    l_offset: float
+    l_scale: float
+    stride: int
+    ab_scale: float
+    raw: dict
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """Network input (h, w) for a frame of (height, width): short side scaled to
+        short_side, both rounded to the multiple, never below one multiple."""
+        if self.fixed_size:
+            return self.fixed_size
+        s = self.short_side / min(height, width)
+        m = self.multiple
+        return (max(m, round(height * s / m) * m), max(m, round(width * s / m) * m))
+
+
+def load_card(model_path: Path) -> ModelCard:
+    model_path = Path(model_path)
+    card_path = model_path.with_suffix(".json")
+    if not model_path.is_file():
+        raise ConfigError(f"model not found: {model_path}")
+    if not card_path.is_file():
+        raise ConfigError(f"model card not found: {card_path} (every model needs its .json card beside it)")
+    try:
+        raw = json.loads(card_path.read_text())
+        inp, out = raw["input"], raw["output"]
+        fixed = inp.get("fixed_size")
+        return ModelCard(
+            path=model_path,
+            name=raw.get("name", model_path.stem),
+            short_side=int(inp["short_side"]),
+            multiple=int(inp.get("multiple", 16)),
+            fixed_size=tuple(fixed) if fixed else None,
+            l_offset=float(inp["l_offset"]),
+            l_scale=float(inp["l_scale"]),
+            stride=int(out["stride"]),
+            ab_scale=float(out["ab_scale"]),
+            raw=raw,
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"model card {card_path} is not valid: {e!r}") from None

@@ -1,0 +1,189 @@
+"""Video sources: PyAV demux + decode into gray frames, with everything else passed through.
+
+Items a source yields, in demux order:
+    GrayFrame      one decoded video frame (luma plane + timing + colour metadata)
+    Packet         an av.Packet of an audio/subtitle stream, to be copied untouched
+    DecodedAudio   decoded audio, only for streams the output must re-encode
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamcolor.errors import InputError
+
+# FFmpeg AVColorSpace codes -> names in color.LUMA_COEFFS
+_MATRIX_BY_CODE = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+_FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "gray", "gray10le", "gray12le", "gray16le"}
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the sink needs to open the output once, read from the input's video stream."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    average_rate: Fraction | None
+    frames_estimate: int  # 0 when unknown
+    duration_s: float | None
+    pix_fmt: str
+    bit_depth: int
+    color_range: int  # FFmpeg AVColorRange: 0 unspecified, 1 limited (MPEG), 2 full (JPEG)
+    colorspace: int  # FFmpeg AVColorSpace
+    color_primaries: int
+    color_trc: int
+    codec: str
+    other_streams: tuple = field(default=())  # input av streams (audio, subtitle) to carry over
+
+    @property
+    def full_range(self) -> bool:
+        return self.color_range == 2 or (self.color_range == 0 and self.pix_fmt in _FULL_RANGE_FORMATS)
+
+    @property
+    def matrix(self) -> str:
+        """Y'CbCr matrix; unspecified means what players assume: BT.709 from 720 lines up."""
+        return _MATRIX_BY_CODE.get(self.colorspace, "bt709" if self.height >= 720 else "smpte170m")
+
+
+@dataclass
+class GrayFrame:
+    """y8: (H, W) uint8 luma codes of the decoded frame (the input's own Y plane when
+    it is 8-bit 4:2:0, else converted by swscale). pts in StreamInfo.time_base units."""
+
+    y8: np.ndarray
+    pts: int | None
+    rotation: int
+    index: int
+    chroma: tuple[np.ndarray, np.ndarray] | None = None  # filled in by the colorizer
+
+
+@dataclass
+class DecodedAudio:
+    stream_index: int
+    frame: av.AudioFrame
+
+
+def _bit_depth(fmt: av.VideoFormat) -> int:
+    return max(c.bits for c in fmt.components)
+
+
+def _y_plane(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W) uint8 copy of the Y plane of an 8-bit planar YUV frame (line padding dropped)."""
+    p = frame.planes[0]
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+
+
+class VideoSource:
+    """Opens a file or URL with PyAV. A context manager; iterate with items()."""
+
+    def __init__(self, path: str | os.PathLike, threads: bool = True):
+        self.path = str(path)
+        if "://" not in self.path and not Path(self.path).exists():
+            raise InputError(f"input not found: {self.path}")
+        if "://" not in self.path and Path(self.path).is_dir():
+            raise InputError(f"input is a folder, not a video: {self.path}")
+        try:
+            self.container = av.open(self.path, metadata_errors="ignore")
+        except av.FFmpegError as e:
+            raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise InputError(f"{self.path} has no video stream")
+        self.stream = self.container.streams.video[0]
+        cc = self.stream.codec_context
+        if threads:
+            cc.thread_type = "AUTO"  # frame threading: throughput for files (adds latency)
+        fmt = cc.format
+        if fmt is None or not cc.width or not cc.height:
+            self.container.close()
+            raise InputError(f"{self.path}: the video stream has no size or pixel format (broken header?)")
+        duration = None
+        if self.stream.duration and self.stream.time_base:
+            duration = float(self.stream.duration * self.stream.time_base)
+        elif self.container.duration:
+            duration = self.container.duration / 1e6
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        frames = self.stream.frames or (int(round(duration * rate)) if duration and rate else 0)
+        carried = tuple(s for s in self.container.streams if s.type in ("audio", "subtitle"))
+        self.info = StreamInfo(
+            width=cc.width,
+            height=cc.height,
+            time_base=self.stream.time_base,
+            average_rate=rate,
+            frames_estimate=frames,
+            duration_s=duration,
+            pix_fmt=fmt.name,
+            bit_depth=_bit_depth(fmt),
+            color_range=int(cc.color_range or 0),
+            colorspace=int(cc.colorspace or 2),
+            color_primaries=int(cc.color_primaries or 2),
+            color_trc=int(cc.color_trc or 2),
+            codec=cc.name,
+            other_streams=carried,
+        )
+        self.decode_errors = 0
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    def items(self, reencode_audio: frozenset[int] = frozenset()) -> Iterator[object]:
+        """Yield GrayFrame / av.Packet / DecodedAudio in demux order.
+
+        reencode_audio: indexes of audio streams to decode instead of copying.
+        Undecodable packets are skipped and counted in self.decode_errors; a demuxer
+        that gives up mid-file ends the iteration (counted too), so a damaged file
+        still produces everything before the damage.
+        """
+        index = 0
+        wanted = [self.stream, *self.info.other_streams]
+        demux = self.container.demux(wanted)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.FFmpegError:
+                self.decode_errors += 1
+                break
+            if packet.stream.index != self.stream.index:
+                if packet.stream.index in reencode_audio:
+                    try:
+                        for af in packet.decode():
+                            yield DecodedAudio(packet.stream.index, af)
+                    except av.FFmpegError:
+                        self.decode_errors += 1
+                elif packet.dts is not None or packet.size:
+                    # Packets without dts are legal (remux.py in PyAV explains why the flush
+                    # packet is the one to skip: it has no data).
+                    yield packet
+                continue
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                self.decode_errors += 1
+                continue
+            for frame in frames:
+                yield self._gray(frame, index)
+                index += 1
+
+    def _gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
+            # its range (the output is tagged the same), rounded to 8 bits.
+            rng = 2 if self.info.full_range else 1
+            frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
+        return GrayFrame(y8=_y_plane(frame), pts=frame.pts, rotation=int(frame.rotation or 0), index=index)

@@ -1,0 +1,130 @@
+"""Tiny media the tests make themselves with PyAV (no files from outside the repository)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def scene(h: int, w: int, t: int) -> np.ndarray:
+    """(h, w, 3) uint8 RGB: blue sky, green ground, a moving red box (something to colour)."""
+    img = np.zeros((h, w, 3), np.uint8)
+    sky = h // 2
+    img[:sky] = np.linspace([90, 140, 230], [170, 200, 250], sky, dtype=np.float32)[:, None, :].astype(np.uint8)
+    rng = np.random.default_rng(t)
+    ground = np.array([60, 140, 50], np.float32) + rng.normal(0, 12, (h - sky, w, 1))
+    img[sky:] = np.clip(ground, 0, 255).astype(np.uint8)
+    x = (t * 3) % max(1, w - w // 4)
+    img[h // 3 : h // 3 + h // 4, x : x + w // 4] = (200, 40, 40)
+    return img
+
+
+def make_video(
+    path: Path,
+    width: int = 96,
+    height: int = 64,
+    frames: int = 12,
+    rate: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio: bool = True,
+    vfr: bool = False,
+    rotation: int = 0,
+    colorspace: int | None = None,
+    color_range: int | None = None,
+) -> Path:
+    """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(codec, rate=rate)
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        tb = Fraction(1, rate * 10)  # the muxer may change v.time_base once it starts
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        if colorspace is not None:
+            v.codec_context.colorspace = colorspace
+        if color_range is not None:
+            v.codec_context.color_range = color_range
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=48000)
+            a.layout = "stereo"
+        pts = 0
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(scene(height, width, i), format="rgb24")
+            if colorspace is not None:
+                f.colorspace = colorspace
+            if color_range is not None:
+                f.color_range = color_range
+            f.pts = pts
+            f.time_base = tb
+            for p in v.encode(f):
+                c.mux(p)
+            pts += 10 * (1 + i % 3 if vfr else 1)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            seconds = pts / (rate * 10)
+            n = int(48000 * seconds)
+            t = np.arange(n) / 48000.0
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            samples = np.stack([tone, tone])
+            for start in range(0, n, 1024):
+                chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                af.sample_rate = 48000
+                af.pts = start
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path
+
+
+def make_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for start in range(0, 48000, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate = 48000
+            af.pts = start
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    return path
+
+
+def read_video(path: Path) -> dict:
+    """What a user would check: size, frame times, luma planes, audio packet bytes, tags."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        out = {
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "codec": v.codec_context.name,
+            "color_range": int(v.codec_context.color_range or 0),
+            "colorspace": int(v.codec_context.colorspace or 2),
+            "times": [],
+            "luma": [],
+            "rgb": [],
+            "rotation": None,
+            "pix_fmt": v.codec_context.format.name if v.codec_context.format else None,
+        }
+        for f in c.decode(video=0):
+            out["times"].append(round(float(f.time), 6))
+            yuv = f if f.format.name in ("yuv420p", "yuvj420p") else f.reformat(format="yuv420p")
+            p = yuv.planes[0]
+            out["luma"].append(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy())
+            out["rgb"].append(f.to_ndarray(format="rgb24"))
+            out["rotation"] = int(f.rotation or 0)
+    with av.open(str(path)) as c:
+        audio = [s for s in c.streams if s.type == "audio"]
+        out["audio_codec"] = audio[0].codec_context.name if audio else None
+        out["audio_packets"] = [bytes(p) for p in c.demux(*audio) if p.size] if audio else []
+    return out

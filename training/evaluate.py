@@ -1,0 +1,165 @@
+"""Colorize a folder of colour photos from their gray versions and measure the result.
+
+    python -m training.evaluate --data ../shared/data/eval --model streamcolor/models/student.onnx \
+        --sheet runs/eval_sheet.png --json runs/eval.json
+
+Prints PSNR (sRGB, dB), SSIM (mean over R, G, B), CIEDE2000 (mean per pixel) and
+colourfulness (Hasler & Suesstrunk 2003) with its ratio to the ground truth, each beside
+the gray baseline (the same L*, a*b* = 0). Uses only the runtime (no PyTorch), so the
+numbers are those of the exact code path users run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcolor import color
+from streamcolor.api import ColorizeConfig, make_colorizer
+from streamcolor.model import DEFAULT_MODEL
+from training.data import list_images
+
+DEFAULT_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """uint8 images -> PSNR in dB (peak 255)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Wang et al. 2004 SSIM, Gaussian window sigma 1.5, mean over channels; uint8 input."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for ch in range(a.shape[2]):
+        x, y = a[..., ch].astype(np.float64), b[..., ch].astype(np.float64)
+
+        def blur(v: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(v, (11, 11), 1.5)
+
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        vals.append(s[5:-5, 5:-5].mean())
+    return float(np.mean(vals))
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """Sharma, Wu & Dalal (2005) CIEDE2000 between (..., 3) L*a*b* arrays."""
+    l1, a1, b1 = (lab1[..., i].astype(np.float64) for i in range(3))
+    l2, a2, b2 = (lab2[..., i].astype(np.float64) for i in range(3))
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    cm = (c1 + c2) / 2
+    g = 0.5 * (1 - np.sqrt(cm**7 / (cm**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dl = l2 - l1
+    dc = c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0.0, dh)
+    dhh = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2)
+    lm = (l1 + l2) / 2
+    cmp_ = (c1p + c2p) / 2
+    hsum = h1p + h2p
+    hm = np.where(
+        c1p * c2p == 0,
+        hsum,
+        np.where(np.abs(h1p - h2p) <= 180, hsum / 2, np.where(hsum < 360, (hsum + 360) / 2, (hsum - 360) / 2)),
+    )
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(hm - 30))
+        + 0.24 * np.cos(np.radians(2 * hm))
+        + 0.32 * np.cos(np.radians(3 * hm + 6))
+        - 0.20 * np.cos(np.radians(4 * hm - 63))
+    )
+    dtheta = 30 * np.exp(-(((hm - 275) / 25) ** 2))
+    rc = 2 * np.sqrt(cmp_**7 / (cmp_**7 + 25.0**7))
+    sl = 1 + 0.015 * (lm - 50) ** 2 / np.sqrt(20 + (lm - 50) ** 2)
+    sc = 1 + 0.045 * cmp_
+    sh = 1 + 0.015 * cmp_ * t
+    rt = -np.sin(np.radians(2 * dtheta)) * rc
+    return np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2 + rt * (dc / sc) * (dhh / sh))
+
+
+def measure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """uint8 sRGB (H, W, 3) pair -> metrics."""
+    lab_p = color.rgb_to_lab(pred.astype(np.float32) / 255.0)
+    lab_t = color.rgb_to_lab(truth.astype(np.float32) / 255.0)
+    return {
+        "psnr": psnr(pred, truth),
+        "ssim": ssim(pred, truth),
+        "ciede2000": float(ciede2000(lab_p, lab_t).mean()),
+        "colourfulness": color.colourfulness(pred.astype(np.float32) / 255.0),
+    }
+
+
+def gray_baseline(gray8: np.ndarray) -> np.ndarray:
+    return np.repeat(gray8[..., None], 3, axis=2)
+
+
+def evaluate(data: Path, cfg: ColorizeConfig, sheet: Path | None = None, sheet_rows: int = 8) -> dict:
+    colorizer = make_colorizer(cfg)
+    rows = {"ours": [], "gray": [], "truth_colourfulness": []}
+    thumbs = []
+    for i, path in enumerate(list_images(data)):
+        truth = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
+        gray8 = color.rgb8_to_gray8(truth)
+        ours = colorizer.colorize_luma(gray8, full_range=True)
+        gray = gray_baseline(gray8)
+        rows["ours"].append(measure(ours, truth))
+        rows["gray"].append(measure(gray, truth))
+        rows["truth_colourfulness"].append(color.colourfulness(truth.astype(np.float32) / 255.0))
+        if sheet is not None and i % max(1, 115 // sheet_rows) == 0 and len(thumbs) < sheet_rows:
+            strip = np.concatenate([gray, ours, truth], axis=1)
+            thumbs.append(cv2.resize(strip, (strip.shape[1] * 200 // strip.shape[0], 200), interpolation=cv2.INTER_AREA))
+    n = len(rows["ours"])
+    if n == 0:
+        raise SystemExit(f"no images in {data}")
+    truth_cf = float(np.mean(rows["truth_colourfulness"]))
+    summary = {"images": n, "data": str(data), "model": str(cfg.model), "truth_colourfulness": truth_cf}
+    for k in ("ours", "gray"):
+        m = {key: float(np.mean([r[key] for r in rows[k]])) for key in rows[k][0]}
+        m["colourfulness_ratio"] = m["colourfulness"] / truth_cf
+        summary[k] = m
+    if sheet is not None and thumbs:
+        width = max(t.shape[1] for t in thumbs)
+        pad = [np.pad(t, ((0, 4), (0, width - t.shape[1]), (0, 0))) for t in thumbs]
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sheet), np.concatenate(pad, axis=0)[..., ::-1])
+    return summary
+
+
+def format_table(s: dict) -> str:
+    lines = [f"{s['images']} images from {s['data']}", f"{'metric':<22}{'gray (a*b*=0)':>15}{'ours':>10}"]
+    for key, label in [("psnr", "PSNR dB (higher)"), ("ssim", "SSIM (higher)"), ("ciede2000", "CIEDE2000 (lower)"),
+                       ("colourfulness", "colourfulness"), ("colourfulness_ratio", "colourfulness / truth")]:
+        lines.append(f"{label:<22}{s['gray'][key]:>15.3f}{s['ours'][key]:>10.3f}")
+    lines.append(f"{'truth colourfulness':<22}{s['truth_colourfulness']:>15.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_EVAL)
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--sheet", type=Path, help="write a contact sheet PNG (gray | ours | truth)")
+    ap.add_argument("--json", type=Path, help="write the summary as JSON")
+    a = ap.parse_args(argv)
+    s = evaluate(a.data, ColorizeConfig(model=a.model), a.sheet)
+    print(format_table(s))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(s, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Export a trained student to ONNX with its model card, checked against PyTorch.
+
+    python -m training.export runs/student/student_w16a0.5.pt --out streamcolor/models/student.onnx
+
+The graph takes (N, 1, H, W) normalised L and returns (N, 2, H/4, W/4) a*b*; with
+--dynamic (default) N, H and W are free, with --fixed HxW they are baked in (what a
+TensorRT engine with a single profile wants). The card beside it (same name, .json)
+carries everything a caller needs: input size rule, L normalisation, output scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from training.student import StudentUNet
+
+
+def load_student(ckpt: Path, temperature: float) -> tuple[StudentUNet, dict]:
+    c = torch.load(ckpt, map_location="cpu")
+    m = StudentUNet(c["bins"], width=c["width"], temperature=temperature)
+    m.load_state_dict(c["state_dict"])
+    return m.eval(), c
+
+
+def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: int = 17) -> float:
+    """Write the ONNX file; return the max |a*b*| difference between onnxruntime and PyTorch."""
+    h, w = fixed or (192, 336)
+    x = torch.randn(1, 1, h, w)
+    dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(model, x, str(out), input_names=["l"], output_names=["ab"], opset_version=opset,
+                      dynamic_axes=dyn, dynamo=False)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for shape in [(1, 1, h, w)] + ([] if fixed else [(2, 1, 224, 400), (1, 1, 160, 160)]):
+        xt = torch.rand(*shape) * 2 - 1
+        with torch.no_grad():
+            ref = model(xt).numpy()
+        got = sess.run(None, {"l": xt.numpy()})[0]
+        worst = max(worst, float(np.abs(ref - got).max()))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ckpt", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--temperature", type=float, default=0.38)
+    ap.add_argument("--short-side", type=int, default=192, help="the network's input short side")
+    ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
+    ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
+    a = ap.parse_args(argv)
+    model, ck = load_student(a.ckpt, a.temperature)
+    fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
+    diff = export(model, a.out, fixed)
+    card = {
+        "name": a.out.stem,
+        "format": "streamcolor-model-card/1",
+        "architecture": f"StudentUNet width {ck['width']} (training/student.py): strided U-Net, "
+        f"{sum(p.numel() for p in model.parameters())} parameters, {ck['bins'].shape[0]}-way a*b* "
+        f"classification with annealed mean T={a.temperature} inside the graph",
+        "input": {
+            "name": "l",
+            "short_side": a.short_side,
+            "multiple": 16,
+            "fixed_size": list(fixed) if fixed else None,
+            "l_offset": 50.0,
+            "l_scale": 50.0,
+            "comment": "x = (L* - l_offset) / l_scale, L* in [0, 100]",
+        },
+        "output": {"name": "ab", "stride": 4, "ab_scale": 1.0, "comment": "a*b* = y * ab_scale, CIE units"},
+        "training": {"steps": ck["steps"], "seconds": round(ck["seconds"]), "batch": ck["batch"],
+                     "crop": ck["crop"], "rebalance_alpha": ck["alpha"]},
+        "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff,
+                   "date": datetime.date.today().isoformat()},
+        "sha256": hashlib.sha256(a.out.read_bytes()).hexdigest(),
+    }
+    if a.card_extra:
+        card.update(json.loads(a.card_extra.read_text()))
+    a.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.2f} MB), max |diff| vs torch {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
