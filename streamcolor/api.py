@@ -37,7 +37,9 @@ class ColorizeConfig:
         if self.temporal not in TEMPORAL_MODES:
             raise ConfigError(f"unknown temporal mode '{self.temporal}'; choose one of: {', '.join(TEMPORAL_MODES)}")
         if self.temporal != "off":
-            raise NotAvailableError(f"--temporal {self.temporal} is not available in this version yet; use --temporal off")
+            raise NotAvailableError(
+                f"--temporal {self.temporal} is not available in this version yet; use --temporal off"
+            )
         if self.batch < 1:
             raise ConfigError(f"batch must be at least 1, got {self.batch}")
 

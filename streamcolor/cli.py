@@ -180,9 +180,8 @@ def _root(
 def main() -> None:
     """Console entry point: usage errors in one line, Ctrl-C as exit 130, no tracebacks."""
     try:
-        app(standalone_mode=False)
-    except click_exc.Exit as e:
-        sys.exit(e.exit_code)
+        # Without standalone mode, click returns the code of typer.Exit instead of exiting.
+        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
     except click_exc.UsageError as e:
         _err(e.format_message().splitlines()[0])
         sys.exit(2)
@@ -197,3 +196,4 @@ def main() -> None:
             raise
         _err(f"internal error: {e!r} (set STREAMCOLOR_DEBUG=1 for the traceback)")
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -47,9 +47,7 @@ def srgb_to_linear(v: np.ndarray) -> np.ndarray:
 
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
     v = np.clip(np.asarray(v, dtype=np.float32), 0.0, None)
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(
-        np.float32
-    )
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 def _f(t: np.ndarray) -> np.ndarray:

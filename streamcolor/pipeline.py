@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import cv2
+
 from streamcolor.colorizer import Colorizer
 from streamcolor.source import GrayFrame, StreamInfo
 
@@ -96,10 +98,11 @@ def timed(items: Iterable, times: StageTimes, field: str) -> Iterator:
         yield item
 
 
-def colorize_items(
-    items: Iterable, colorizer: Colorizer, info: StreamInfo, batch: int, times: StageTimes
-) -> Iterator:
+def colorize_items(items: Iterable, colorizer: Colorizer, info: StreamInfo, batch: int, times: StageTimes) -> Iterator:
     """Colorize GrayFrames in batches; other items pass through in their place."""
+    # OpenCV's own thread pool fights ONNX Runtime and libx264 for the same cores; the
+    # per-frame OpenCV work here is small enough to run on this thread alone.
+    cv2.setNumThreads(1)
     pending: list = []
     frames: list[GrayFrame] = []
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from media import make_audio_only, make_video, read_video
@@ -200,8 +198,9 @@ def test_bad_outputs_are_refused(vfr_clip, tmp_path, colorizer):
     with pytest.raises(OutputError, match="unknown output container"):
         colorize_video(vfr_clip, tmp_path / "out.xyz", colorizer=colorizer)
     with pytest.raises(ConfigError, match="cannot go into"):
-        colorize_video(vfr_clip, tmp_path / "out.mp4", ColorizeConfig(encode=EncodeOptions(codec="prores")),
-                       colorizer=colorizer)
+        colorize_video(
+            vfr_clip, tmp_path / "out.mp4", ColorizeConfig(encode=EncodeOptions(codec="prores")), colorizer=colorizer
+        )
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -232,8 +231,9 @@ def test_memory_is_bounded_by_queues_not_length(tmp_path, colorizer):
 
     api.VideoSource.items = counting_items
     try:
-        colorize_video(src, tmp_path / "o.mp4", ColorizeConfig(threads=2, batch=4), on_progress=progress,
-                       colorizer=colorizer)
+        colorize_video(
+            src, tmp_path / "o.mp4", ColorizeConfig(threads=2, batch=4), on_progress=progress, colorizer=colorizer
+        )
     finally:
         api.VideoSource.items = original
     # two queues of 16, one batch in hand, and the encoder's own frame delay

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from streamcolor import color
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -29,14 +32,14 @@ def is_validation(name: str, fraction: float = 0.03) -> bool:
 
 def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) sRGB in [0, 1] -> (N, 3, H, W) L*a*b*."""
+    import torch  # training-only dependency; evaluation runs without it
+
     lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     m = torch.as_tensor(color.RGB_TO_XYZ / color.D65_WHITE[:, None], device=rgb.device, dtype=rgb.dtype)
     xyz = torch.einsum("cd,ndhw->nchw", m, lin)
     eps, kappa = 216.0 / 24389.0, 24389.0 / 27.0
     f = torch.where(xyz > eps, xyz.clamp_min(1e-12) ** (1 / 3), (kappa * xyz + 16.0) / 116.0)
-    return torch.stack(
-        [116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], dim=1
-    )
+    return torch.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], dim=1)
 
 
 def chroma_std(rgb_u8: np.ndarray) -> float:

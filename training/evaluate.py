@@ -120,7 +120,9 @@ def evaluate(data: Path, cfg: ColorizeConfig, sheet: Path | None = None, sheet_r
         rows["truth_colourfulness"].append(color.colourfulness(truth.astype(np.float32) / 255.0))
         if sheet is not None and i % max(1, 115 // sheet_rows) == 0 and len(thumbs) < sheet_rows:
             strip = np.concatenate([gray, ours, truth], axis=1)
-            thumbs.append(cv2.resize(strip, (strip.shape[1] * 200 // strip.shape[0], 200), interpolation=cv2.INTER_AREA))
+            thumbs.append(
+                cv2.resize(strip, (strip.shape[1] * 200 // strip.shape[0], 200), interpolation=cv2.INTER_AREA)
+            )
     n = len(rows["ours"])
     if n == 0:
         raise SystemExit(f"no images in {data}")
@@ -140,8 +142,13 @@ def evaluate(data: Path, cfg: ColorizeConfig, sheet: Path | None = None, sheet_r
 
 def format_table(s: dict) -> str:
     lines = [f"{s['images']} images from {s['data']}", f"{'metric':<22}{'gray (a*b*=0)':>15}{'ours':>10}"]
-    for key, label in [("psnr", "PSNR dB (higher)"), ("ssim", "SSIM (higher)"), ("ciede2000", "CIEDE2000 (lower)"),
-                       ("colourfulness", "colourfulness"), ("colourfulness_ratio", "colourfulness / truth")]:
+    for key, label in [
+        ("psnr", "PSNR dB (higher)"),
+        ("ssim", "SSIM (higher)"),
+        ("ciede2000", "CIEDE2000 (lower)"),
+        ("colourfulness", "colourfulness"),
+        ("colourfulness_ratio", "colourfulness / truth"),
+    ]:
         lines.append(f"{label:<22}{s['gray'][key]:>15.3f}{s['ours'][key]:>10.3f}")
     lines.append(f"{'truth colourfulness':<22}{s['truth_colourfulness']:>15.3f}")
     return "\n".join(lines)

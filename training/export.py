@@ -36,8 +36,9 @@ def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: 
     x = torch.randn(1, 1, h, w)
     dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, x, str(out), input_names=["l"], output_names=["ab"], opset_version=opset,
-                      dynamic_axes=dyn, dynamo=False)
+    torch.onnx.export(
+        model, x, str(out), input_names=["l"], output_names=["ab"], opset_version=opset, dynamic_axes=dyn, dynamo=False
+    )
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0
     for shape in [(1, 1, h, w)] + ([] if fixed else [(2, 1, 224, 400), (1, 1, 160, 160)]):
@@ -77,10 +78,14 @@ def main(argv: list[str] | None = None) -> None:
             "comment": "x = (L* - l_offset) / l_scale, L* in [0, 100]",
         },
         "output": {"name": "ab", "stride": 4, "ab_scale": 1.0, "comment": "a*b* = y * ab_scale, CIE units"},
-        "training": {"steps": ck["steps"], "seconds": round(ck["seconds"]), "batch": ck["batch"],
-                     "crop": ck["crop"], "rebalance_alpha": ck["alpha"]},
-        "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff,
-                   "date": datetime.date.today().isoformat()},
+        "training": {
+            "steps": ck["steps"],
+            "seconds": round(ck["seconds"]),
+            "batch": ck["batch"],
+            "crop": ck["crop"],
+            "rebalance_alpha": ck["alpha"],
+        },
+        "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff, "date": datetime.date.today().isoformat()},
         "sha256": hashlib.sha256(a.out.read_bytes()).hexdigest(),
     }
     if a.card_extra:

@@ -54,13 +54,21 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
     dev = torch.device(a.device)
     try:
-        drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True).stdout.strip()
+        drv = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         drv = "none"
-    res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "driver": drv, "torch": torch.__version__,
-           "cuda": torch.version.cuda, "date": datetime.datetime.now(datetime.UTC).isoformat(),
-           "input": [a.height, a.width], "method": "CUDA events, median of 50 after 10 warm-up", "models": {}}
+    res = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "driver": drv,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        "input": [a.height, a.width],
+        "method": "CUDA events, median of 50 after 10 warm-up",
+        "models": {},
+    }
     for ck in sorted(a.ckpt_dir.glob("student_*.pt")):
         c = torch.load(ck, map_location="cpu")
         m = StudentUNet(c["bins"], width=c["width"])
@@ -78,8 +86,12 @@ def main(argv: list[str] | None = None) -> None:
                 out16 = m16(x16).float()
                 ms16 = time_cuda(m16, x16)
                 rel = float((out16 - ref).norm() / ref.norm())
-                row = {"fp32_eager_fps": batch * 1000 / ms32, "fp16_eager_fps": batch * 1000 / ms16,
-                       "fp16_rel_err": rel, "fp16_max_abs_err_ab": float((out16 - ref).abs().max())}
+                row = {
+                    "fp32_eager_fps": batch * 1000 / ms32,
+                    "fp16_eager_fps": batch * 1000 / ms16,
+                    "fp16_rel_err": rel,
+                    "fp16_max_abs_err_ab": float((out16 - ref).abs().max()),
+                }
                 if time.time() - start < a.seconds:
                     try:
                         mc = torch.compile(m16, mode="max-autotune-no-cudagraphs")

@@ -75,7 +75,7 @@ def class_prior(ab: torch.Tensor, grid: float = 10.0, limit: float = 110.0) -> t
 
 def rebalance_weights(prior: torch.Tensor, bins: torch.Tensor, alpha: float, lam: float = 0.5) -> torch.Tensor:
     d2 = torch.cdist(bins, bins) ** 2
-    smooth = (torch.exp(-d2 / (2 * 5.0**2)) @ prior)
+    smooth = torch.exp(-d2 / (2 * 5.0**2)) @ prior
     smooth = smooth / smooth.sum()
     w = ((1 - lam) * smooth + lam / bins.shape[0]) ** -1
     w = w / (w * smooth).sum()  # E_p[w] = 1
@@ -185,19 +185,28 @@ def main(argv: list[str] | None = None) -> None:
         if time.time() - last_log > 15:
             last_log = time.time()
             ips = step * a.batch / (last_log - start)
-            msg = " ".join(f"{v['name']}={l:.3f}" for v, l in zip(variants, losses))
+            msg = " ".join(f"{v['name']}={loss_v:.3f}" for v, loss_v in zip(variants, losses))
             print(f"step {step} {frac * 100:.0f}% lr {lr:.2e} {ips:.0f} img/s loss {msg}", flush=True)
 
     elapsed = time.time() - start
-    report = {"steps": step, "seconds": elapsed, "batch": a.batch, "crop": a.crop, "device": str(dev),
-              "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-              "train_images": len(imgs), "val_images": len(val), "bins": int(bins.shape[0]),
-              "torch": torch.__version__, "variants": {}}
+    report = {
+        "steps": step,
+        "seconds": elapsed,
+        "batch": a.batch,
+        "crop": a.crop,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "train_images": len(imgs),
+        "val_images": len(val),
+        "bins": int(bins.shape[0]),
+        "torch": torch.__version__,
+        "variants": {},
+    }
     gen_val = torch.Generator().manual_seed(123)
     with torch.no_grad():
         xv, abv = batch_lab(val, min(512, len(val)), a.crop, gen_val)
         tv, nv = soft_targets(abv, bins)
-    for v, m, w in zip(variants, models, weights):
+    for v, m in zip(variants, models):
         m.eval()
         with torch.no_grad():
             logits = m.logits(xv.contiguous(memory_format=torch.channels_last)).float()
@@ -205,14 +214,31 @@ def main(argv: list[str] | None = None) -> None:
             by_t = {}
             for t in (0.2, 0.3, 0.38, 0.5, 0.7, 1.0):
                 pred = m.annealed_mean(logits, t)
-                by_t[str(t)] = {"ab_rmse": float(((pred - abv) ** 2).mean().sqrt()),
-                                "chroma_ratio": float(pred.norm(dim=1).mean() / abv.norm(dim=1).mean())}
+                by_t[str(t)] = {
+                    "ab_rmse": float(((pred - abv) ** 2).mean().sqrt()),
+                    "chroma_ratio": float(pred.norm(dim=1).mean() / abv.norm(dim=1).mean()),
+                }
         m.cpu()
-        torch.save({"state_dict": m.state_dict(), "width": v["width"], "alpha": v["alpha"], "bins": bins.cpu(),
-                    "steps": step, "seconds": elapsed, "batch": a.batch, "crop": a.crop},
-                   a.out / f"student_{v['name']}.pt")
-        report["variants"][v["name"]] = {"width": v["width"], "alpha": v["alpha"], "val_ce": ce, "by_temperature": by_t,
-                                         "params": sum(p.numel() for p in m.parameters())}
+        torch.save(
+            {
+                "state_dict": m.state_dict(),
+                "width": v["width"],
+                "alpha": v["alpha"],
+                "bins": bins.cpu(),
+                "steps": step,
+                "seconds": elapsed,
+                "batch": a.batch,
+                "crop": a.crop,
+            },
+            a.out / f"student_{v['name']}.pt",
+        )
+        report["variants"][v["name"]] = {
+            "width": v["width"],
+            "alpha": v["alpha"],
+            "val_ce": ce,
+            "by_temperature": by_t,
+            "params": sum(p.numel() for p in m.parameters()),
+        }
         print(v["name"], json.dumps(report["variants"][v["name"]]), flush=True)
     (a.out / "report.json").write_text(json.dumps(report, indent=2))
     print(f"done: {step} steps in {elapsed:.0f}s", flush=True)

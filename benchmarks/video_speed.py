@@ -1,0 +1,181 @@
+"""End-to-end speed of `streamcolor video` beside a transcode-only pass, in one run.
+
+    python -m benchmarks.video_speed                       # 854x480 from the shared clips
+    python -m benchmarks.video_speed --height 720 --repeats 3
+
+The input is a shared colour clip turned gray and scaled (854x480 by default), encoded
+H.264. Both passes use the same decoder, the same threads and the same libx264 settings;
+the transcode-only pass writes neutral chroma instead of running the model, so the
+ratio is the cost of colorizing. Passes alternate and the median is reported, with the
+per-stage split (seconds of each stage's own work per frame; stages overlap in threads).
+Results go to benchmarks/results/video_speed_<date>.json with the machine and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
+from streamcolor.pipeline import Stage, StageTimes, timed
+from streamcolor.sink import EncodeOptions, VideoSink
+from streamcolor.source import GrayFrame, VideoSource
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_CLIP = SHARED / "video" / "dog_720p_audio.mp4"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_gray_input(src: Path, dst: Path, height: int, max_frames: int = 0) -> Path:
+    """Gray, scaled copy of src (audio kept) as H.264 yuv420p, crf 18."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        vin = i.streams.video[0]
+        w = int(round(vin.codec_context.width * height / vin.codec_context.height / 2)) * 2
+        v = o.add_stream("libx264", rate=vin.average_rate or 25)
+        v.width, v.height, v.pix_fmt = w, height, "yuv420p"
+        v.time_base = vin.time_base
+        v.codec_context.time_base = vin.time_base
+        v.options = {"crf": "18", "preset": "veryfast"}
+        audio = [s for s in i.streams.audio]
+        aout = {s.index: o.add_stream_from_template(s) for s in audio}
+        n = 0
+        for packet in i.demux(vin, *audio):
+            if packet.stream.index in aout:
+                if packet.size:
+                    packet.stream = aout[packet.stream.index]
+                    o.mux(packet)
+                continue
+            for f in packet.decode():
+                if max_frames and n >= max_frames:
+                    break
+                g = f.reformat(width=w, height=height, format="yuv420p")
+                for plane in g.planes[1:]:
+                    np.frombuffer(plane, np.uint8)[:] = 128
+                g.pts, g.time_base = f.pts, vin.time_base
+                for p in v.encode(g):
+                    o.mux(p)
+                n += 1
+        for p in v.encode():
+            o.mux(p)
+    return dst
+
+
+def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
+    """Decode + encode with the pipeline's own source, sink and decode thread; no model."""
+    start = time.perf_counter()
+    times = StageTimes()
+    with VideoSource(src) as source:
+        info = source.info
+        neutral = None
+        sink = VideoSink(out, info, encode, warn=lambda m: None)
+        reencode = sink.plan_streams()
+        decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
+        try:
+            with sink:
+                for item in decoded:
+                    if isinstance(item, GrayFrame):
+                        if neutral is None:
+                            shape = ((info.height + 1) // 2, (info.width + 1) // 2)
+                            neutral = (np.full(shape, 128, np.uint8), np.full(shape, 128, np.uint8))
+                        item.chroma = neutral
+                    t = time.perf_counter()
+                    sink.write(item)
+                    times.encode += time.perf_counter() - t
+        finally:
+            decoded.close()
+    return sink.frames, time.perf_counter() - start, times
+
+
+def machine() -> dict:
+    import cv2
+    import onnxruntime
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "av": av.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run(clip: Path, height: int, repeats: int, max_frames: int, batch: int, preset: str, workdir: Path) -> dict:
+    gray = make_gray_input(clip, workdir / f"gray_{height}p.mp4", height, max_frames)
+    encode = EncodeOptions(preset=preset)
+    cfg = ColorizeConfig(batch=batch, encode=encode)
+    colorizer = make_colorizer(cfg)
+    base, ours, stage_ms = [], [], []
+    for _ in range(repeats):
+        n, secs, _t = transcode_only(gray, workdir / "transcode.mp4", encode)
+        base.append(n / secs)
+        s = colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer)
+        ours.append(s.fps)
+        stage_ms.append(s.times.per_frame_ms(s.frames))
+    with av.open(str(gray)) as c:
+        w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
+    fps, floor = statistics.median(ours), statistics.median(base)
+    return {
+        "clip": clip.name,
+        "size": [w, h],
+        "frames": n,
+        "repeats": repeats,
+        "batch": batch,
+        "preset": preset,
+        "streamcolor_fps": round(fps, 2),
+        "transcode_only_fps": round(floor, 2),
+        "ratio_to_transcode": round(fps / floor, 3),
+        "all_streamcolor_fps": [round(v, 2) for v in ours],
+        "all_transcode_fps": [round(v, 2) for v in base],
+        "stage_ms_per_frame": {k: round(statistics.median(d[k] for d in stage_ms), 3) for k in stage_ms[0]},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--height", type=int, nargs="+", default=[480])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--max-frames", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/video_speed_<date>.json)")
+    a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run(a.clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp)) for h in a.height]
+    result = {"benchmark": "video_speed", "machine": machine(), "runs": rows}
+    out = a.out or RESULTS / f"video_speed_{datetime.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for r in rows:
+        print(
+            f"{r['size'][0]}x{r['size'][1]} {r['frames']} frames: streamcolor {r['streamcolor_fps']:.1f} fps, "
+            f"transcode-only {r['transcode_only_fps']:.1f} fps, ratio {r['ratio_to_transcode']:.3f}; "
+            f"stage ms/frame {r['stage_ms_per_frame']}"
+        )
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The evaluation's metrics on inputs with known answers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from media import scene
+
+from streamcolor import color
+from training import evaluate
+
+
+def test_psnr_ssim_known_values():
+    a = np.full((32, 32, 3), 100, np.uint8)
+    b = a.copy()
+    b[..., 0] = 110  # error of 10 on one channel of three: MSE = 100 / 3
+    assert evaluate.psnr(a, b) == pytest.approx(10 * np.log10(255**2 / (100 / 3)), abs=1e-9)
+    assert evaluate.psnr(a, a) == float("inf")
+    img = scene(64, 64, 0)
+    assert evaluate.ssim(img, img) == pytest.approx(1.0)
+    assert evaluate.ssim(img, 255 - img) < 0.5
+
+
+def test_ciede2000_matches_sharma_reference_pairs():
+    # Sharma, Wu & Dalal (2005), table 1, pairs 1, 7 and 17
+    lab1 = np.array([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0]])
+    lab2 = np.array([[50.0, 0.0, -82.7485], [50.0, -1.0, 2.0], [73.0, 25.0, -18.0]])
+    np.testing.assert_allclose(evaluate.ciede2000(lab1, lab2), [2.0425, 2.3669, 27.1492], atol=1e-4)
+
+
+def test_colourfulness_zero_for_gray_and_evaluate_runs(tmp_path, colorizer):
+    gray = np.full((8, 8, 3), 0.5, np.float32)
+    assert color.colourfulness(gray) == 0.0
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), scene(48, 64, i)[..., ::-1])
+    s = evaluate.evaluate(tmp_path, evaluate.ColorizeConfig(threads=2), sheet=tmp_path / "sheet.png")
+    assert s["images"] == 2
+    assert s["gray"]["colourfulness"] == 0.0 and s["ours"]["colourfulness"] > 0.0
+    assert (tmp_path / "sheet.png").stat().st_size > 0
+    assert "PSNR" in evaluate.format_table(s)
