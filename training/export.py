@@ -25,14 +25,14 @@ from training.student import StudentUNet
 
 def load_student(ckpt: Path, temperature: float) -> tuple[StudentUNet, dict]:
     c = torch.load(ckpt, map_location="cpu")
-    m = StudentUNet(c["bins"], width=c["width"], temperature=temperature)
+    m = StudentUNet(c["bins"], width=c["width"], temperature=temperature, depth=c.get("depth", 4))
     m.load_state_dict(c["state_dict"])
     return m.eval(), c
 
 
 def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: int = 17) -> float:
     """Write the ONNX file; return the max |a*b*| difference between onnxruntime and PyTorch."""
-    h, w = fixed or (192, 336)
+    h, w = fixed or (192, 352)
     x = torch.randn(1, 1, h, w)
     dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: 
     )
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0
-    for shape in [(1, 1, h, w)] + ([] if fixed else [(2, 1, 224, 400), (1, 1, 160, 160)]):
+    for shape in [(1, 1, h, w)] + ([] if fixed else [(2, 1, 224, 416), (1, 1, 160, 160)]):
         xt = torch.rand(*shape) * 2 - 1
         with torch.no_grad():
             ref = model(xt).numpy()
@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     card = {
         "name": a.out.stem,
         "format": "streamcolor-model-card/1",
-        "architecture": f"StudentUNet width {ck['width']} (training/student.py): strided U-Net, "
+        "architecture": f"StudentUNet width {ck['width']} depth {model.depth} (training/student.py): strided U-Net, "
         f"{sum(p.numel() for p in model.parameters())} parameters, {ck['bins'].shape[0]}-way a*b* "
         f"classification with annealed mean T={a.temperature} inside the graph",
         "input": {
             "name": "l",
             "short_side": a.short_side,
-            "multiple": 16,
+            "multiple": 16 if model.depth == 4 else 32,
             "fixed_size": list(fixed) if fixed else None,
             "l_offset": 50.0,
             "l_scale": 50.0,

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for ck in sorted(a.ckpt_dir.glob("student_*.pt")):
         c = torch.load(ck, map_location="cpu")
-        m = StudentUNet(c["bins"], width=c["width"])
+        m = StudentUNet(c["bins"], width=c["width"], depth=c.get("depth", 4))
         m.load_state_dict(c["state_dict"])
         m = m.to(dev).eval().to(memory_format=torch.channels_last)
         entry = {}

@@ -10,6 +10,8 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -m training.train_student --pack packed/train144.npz --minutes "$MINUTES" --batch 256 \
   --variants "${VARIANTS:-w16a0.5,w24a0.5,w24a1,w32a0.5}" --out "$OUT"
-python3 -m training.gpu_model_speed --ckpt-dir "$OUT" --out "$OUT/model_speed.json" --seconds 60
+if [ "${SPEED:-1}" = 1 ]; then
+  python3 -m training.gpu_model_speed --ckpt-dir "$OUT" --out "$OUT/model_speed.json" --seconds 60
+fi
 } 2>&1 | tee "$OUT/run.log"
 ls -la "$OUT"

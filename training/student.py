@@ -27,10 +27,17 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 
 
 class StudentUNet(nn.Module):
-    def __init__(self, bins: torch.Tensor, width: int = 16, temperature: float = 0.38):
-        """bins: (Q, 2) float32 a*b* centres of the quantized classes."""
+    def __init__(
+        self, bins: torch.Tensor, width: int = 16, temperature: float = 0.38, depth: int = 4, dropout: float = 0.0
+    ):
+        """bins: (Q, 2) float32 a*b* centres of the quantized classes.
+        depth 4: coarsest grid H/16; depth 5 adds an H/32 stage (wider context, little cost).
+        dropout: channel dropout on the coarsest features while training."""
         super().__init__()
+        if depth not in (4, 5):
+            raise ValueError(f"depth must be 4 or 5, got {depth}")
         w = width
+        self.depth = depth
         self.register_buffer("bins", bins.float().clone())
         self.temperature = float(temperature)
         self.e1 = _conv(1, w, 2)  # H/2
@@ -39,6 +46,11 @@ class StudentUNet(nn.Module):
         self.e4 = nn.Sequential(  # H/16, dilated for a wide receptive field
             _conv(4 * w, 8 * w, 2), _conv(8 * w, 8 * w, dilation=2), _conv(8 * w, 8 * w, dilation=2)
         )
+        if depth == 5:
+            self.e5 = nn.Sequential(_conv(8 * w, 8 * w, 2), _conv(8 * w, 8 * w, dilation=2))
+            self.lat4 = nn.Conv2d(8 * w, 8 * w, 1)
+            self.d4 = _conv(8 * w, 8 * w)
+        self.drop = nn.Dropout2d(dropout)
         self.context = nn.Sequential(nn.Conv2d(8 * w, 8 * w, 1), nn.ReLU(inplace=True))
         self.lat3 = nn.Conv2d(8 * w, 4 * w, 1)
         self.d3 = _conv(4 * w, 4 * w)
@@ -51,10 +63,21 @@ class StudentUNet(nn.Module):
         e2 = self.e2(self.e1(x))
         e3 = self.e3(e2)
         e4 = self.e4(e3)
-        e4 = e4 + self.context(F.adaptive_avg_pool2d(e4, 1))
-        d3 = self.d3(F.interpolate(self.lat3(e4), scale_factor=2.0, mode="nearest") + e3)
-        d2 = self.d2(F.interpolate(self.lat2(d3), scale_factor=2.0, mode="nearest") + e2)
+        if self.depth == 5:
+            e5 = self.drop(self.e5(e4))
+            e5 = e5 + self.context(F.adaptive_avg_pool2d(e5, 1))
+            e4 = self.d4(self._up(self.lat4(e5), e4) + e4)
+        else:
+            e4 = self.drop(e4)
+            e4 = e4 + self.context(F.adaptive_avg_pool2d(e4, 1))
+        d3 = self.d3(self._up(self.lat3(e4), e3) + e3)
+        d2 = self.d2(self._up(self.lat2(d3), e2) + e2)
         return self.head(d2)
+
+    @staticmethod
+    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Nearest 2x upsampling; inputs are multiples of 16 (32 for depth 5) so sizes match."""
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
     def annealed_mean(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """(N, Q, h, w) logits -> (N, 2, h, w) a*b*: E[ab] under softmax(logits / T)."""

@@ -103,11 +103,18 @@ def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
 
 
 def parse_variants(spec: str) -> list[dict]:
-    """'w24a0.5,w16a1' -> [{'width': 24, 'alpha': 0.5}, ...]"""
+    """'w24a0.5,w16a1d5p0.1' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0}, ...]
+    w: width, a: rebalancing exponent, d: depth (4 or 5), p: dropout."""
+    import re
+
     out = []
     for item in spec.split(","):
-        w, a = item.strip()[1:].split("a")
-        out.append({"name": item.strip(), "width": int(w), "alpha": float(a)})
+        item = item.strip()
+        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?", item)
+        if not m:
+            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1")
+        out.append({"name": item, "width": int(m[1]), "alpha": float(m[2]), "depth": int(m[3] or 4),
+                    "dropout": float(m[4] or 0.0)})
     return out
 
 
@@ -151,12 +158,28 @@ def main(argv: list[str] | None = None) -> None:
     variants = parse_variants(a.variants)
     models, opts, weights = [], [], []
     for v in variants:
-        m = StudentUNet(bins, width=v["width"]).to(dev).to(memory_format=torch.channels_last)
+        m = StudentUNet(bins, width=v["width"], depth=v["depth"], dropout=v["dropout"])
+        m = m.to(dev).to(memory_format=torch.channels_last)
         models.append(m)
         opts.append(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-4))
         weights.append(rebalance_weights(prior, bins, v["alpha"]))
     a.out.mkdir(parents=True, exist_ok=True)
     amp = dev.type == "cuda"
+    gen_val = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        xv, abv = batch_lab(val, min(512, len(val)), a.crop, gen_val)
+        tv, nv = soft_targets(abv, bins)
+    xv = xv.contiguous(memory_format=torch.channels_last)
+
+    def val_ce(m: StudentUNet) -> float:
+        m.eval()
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = m.logits(xv)
+        m.train()
+        return float((-(tv * F.log_softmax(logits.float(), 1)).sum(1)).mean())
+
+    history = []
+    last_val = time.time()
     budget = a.minutes * 60.0
     start = time.time()
     step, last_log = 0, start
@@ -187,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
             ips = step * a.batch / (last_log - start)
             msg = " ".join(f"{v['name']}={loss_v:.3f}" for v, loss_v in zip(variants, losses))
             print(f"step {step} {frac * 100:.0f}% lr {lr:.2e} {ips:.0f} img/s loss {msg}", flush=True)
+        if time.time() - last_val > 45:
+            last_val = time.time()
+            ces = {v["name"]: round(val_ce(m), 4) for v, m in zip(variants, models)}
+            history.append({"step": step, "seconds": round(last_val - start), "val_ce": ces})
+            print(f"val ce at step {step}: {ces}", flush=True)
 
     elapsed = time.time() - start
     report = {
@@ -200,16 +228,13 @@ def main(argv: list[str] | None = None) -> None:
         "val_images": len(val),
         "bins": int(bins.shape[0]),
         "torch": torch.__version__,
+        "val_history": history,
         "variants": {},
     }
-    gen_val = torch.Generator().manual_seed(123)
-    with torch.no_grad():
-        xv, abv = batch_lab(val, min(512, len(val)), a.crop, gen_val)
-        tv, nv = soft_targets(abv, bins)
     for v, m in zip(variants, models):
         m.eval()
         with torch.no_grad():
-            logits = m.logits(xv.contiguous(memory_format=torch.channels_last)).float()
+            logits = m.logits(xv).float()
             ce = float((-(tv * F.log_softmax(logits, 1)).sum(1)).mean())
             by_t = {}
             for t in (0.2, 0.3, 0.38, 0.5, 0.7, 1.0):
@@ -224,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
                 "state_dict": m.state_dict(),
                 "width": v["width"],
                 "alpha": v["alpha"],
+                "depth": v["depth"],
+                "dropout": v["dropout"],
                 "bins": bins.cpu(),
                 "steps": step,
                 "seconds": elapsed,
