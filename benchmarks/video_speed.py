@@ -27,6 +27,7 @@ import av
 import numpy as np
 
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
+from streamcolor.memory import keep_frame_buffers
 from streamcolor.pipeline import Stage, StageTimes, timed
 from streamcolor.sink import EncodeOptions, VideoSink
 from streamcolor.source import GrayFrame, VideoSource
@@ -72,6 +73,7 @@ def make_gray_input(src: Path, dst: Path, height: int, max_frames: int = 0) -> P
 
 def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
     """Decode + encode with the pipeline's own source, sink and decode thread; no model."""
+    keep_frame_buffers()  # same allocator settings as colorize_video
     start = time.perf_counter()
     times = StageTimes()
     with VideoSource(src) as source:

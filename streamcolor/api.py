@@ -13,13 +13,13 @@ import numpy as np
 from streamcolor import color
 from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError, InputError, NotAvailableError, OutputError
+from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path
 from streamcolor.source import VideoSource
-
-TEMPORAL_MODES = ("off", "causal", "bidirectional")
+from streamcolor.temporal import MODES as TEMPORAL_MODES
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ColorizeConfig:
 
     model: Path = DEFAULT_MODEL
     backend: str = "auto"
-    temporal: str = "off"
+    temporal: str = "causal"  # measured better than off (benchmarks/temporal_quality.py)
     batch: int = 4
     threads: int | None = None  # inference threads; None = all cores
     encode: EncodeOptions = field(default_factory=EncodeOptions)
@@ -36,10 +36,6 @@ class ColorizeConfig:
     def __post_init__(self) -> None:
         if self.temporal not in TEMPORAL_MODES:
             raise ConfigError(f"unknown temporal mode '{self.temporal}'; choose one of: {', '.join(TEMPORAL_MODES)}")
-        if self.temporal != "off":
-            raise NotAvailableError(
-                f"--temporal {self.temporal} is not available in this version yet; use --temporal off"
-            )
         if self.batch < 1:
             raise ConfigError(f"batch must be at least 1, got {self.batch}")
 
@@ -83,6 +79,7 @@ def colorize_video(
     is_url = "://" in str(src)
     check_output_path(out, [] if is_url else [Path(src)])
     colorizer = colorizer or make_colorizer(cfg)
+    keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
     with VideoSource(src) as source:
@@ -91,7 +88,10 @@ def colorize_video(
         reencode = sink.plan_streams()
         decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
         colored = Stage(
-            "colorize", lambda up: colorize_items(up, colorizer, info, cfg.batch, times), decoded, maxsize=16
+            "colorize",
+            lambda up: colorize_items(up, colorizer, info, cfg.batch, times, cfg.temporal),
+            decoded,
+            maxsize=16,
         )
         try:
             with sink:

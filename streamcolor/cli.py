@@ -116,7 +116,9 @@ def video(
     out: Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (.mp4, .mkv, .mov, .avi).")],
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
-    temporal: Annotated[Temporal, typer.Option(help="Temporal filter against flicker.")] = Temporal.off,
+    temporal: Annotated[
+        Temporal, typer.Option(help="Flicker filter: causal (default, no look-ahead), bidirectional, or off.")
+    ] = Temporal.causal,
     codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,

@@ -10,13 +10,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from streamcolor.colorizer import Colorizer
 from streamcolor.source import GrayFrame, StreamInfo
+from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
 _END = object()
 
@@ -76,6 +79,7 @@ class StageTimes:
 
     decode: float = 0.0
     model: float = 0.0
+    temporal: float = 0.0
     upsample: float = 0.0
     encode: float = 0.0
 
@@ -98,32 +102,64 @@ def timed(items: Iterable, times: StageTimes, field: str) -> Iterator:
         yield item
 
 
-def colorize_items(items: Iterable, colorizer: Colorizer, info: StreamInfo, batch: int, times: StageTimes) -> Iterator:
-    """Colorize GrayFrames in batches; other items pass through in their place."""
+def colorize_items(
+    items: Iterable,
+    colorizer: Colorizer,
+    info: StreamInfo,
+    batch: int,
+    times: StageTimes,
+    temporal: str = "off",
+    temporal_cfg: TemporalConfig | None = None,
+) -> Iterator:
+    """Colorize GrayFrames in batches; other items pass through in their place.
+
+    With temporal='bidirectional' a frame leaves only once its look-ahead frames have
+    been predicted; items behind it wait, so output order is input order."""
     # OpenCV's own thread pool fights ONNX Runtime and libx264 for the same cores; the
     # per-frame OpenCV work here is small enough to run on this thread alone.
     cv2.setNumThreads(1)
-    pending: list = []
-    frames: list[GrayFrame] = []
+    pending: deque = deque()  # every item, in order, until it can leave
+    waiting: list[GrayFrame] = []  # frames not yet through the network
+    ready: list[tuple[GrayFrame, np.ndarray]] = []  # frames with final a*b*, not yet upsampled
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
+    causal = CausalFilter(temporal_cfg) if temporal == "causal" else None
+    smoother = BidirectionalFilter(temporal_cfg) if temporal == "bidirectional" else None
 
-    def flush() -> Iterator:
-        if frames:
-            t0 = time.perf_counter()
-            ab = colorizer.predict([colorizer.network_input(f.y8, info.full_range) for f in frames])
-            t1 = time.perf_counter()
-            for f, ab_lo in zip(frames, ab):
-                f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
-            times.model += t1 - t0
-            times.upsample += time.perf_counter() - t1
-            frames.clear()
-        yield from pending
-        pending.clear()
+    def predict() -> None:
+        t0 = time.perf_counter()
+        abs_lo = colorizer.predict([colorizer.network_input(f.y8, info.full_range) for f in waiting])
+        t1 = time.perf_counter()
+        times.model += t1 - t0
+        for f, ab_lo in zip(waiting, abs_lo):
+            if temporal == "off":
+                ready.append((f, ab_lo))
+                continue
+            l_lo = colorizer.guide_lo(f.y8, ab_lo.shape[:2], info.full_range)
+            if causal is not None:
+                ready.append((f, causal(l_lo, ab_lo)))
+            else:
+                ready.extend(smoother.push(f, l_lo, ab_lo))
+        times.temporal += time.perf_counter() - t1
+        waiting.clear()
+
+    def release() -> Iterator:
+        t0 = time.perf_counter()
+        for f, ab_lo in ready:
+            f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+        ready.clear()
+        times.upsample += time.perf_counter() - t0
+        while pending and not (isinstance(pending[0], GrayFrame) and pending[0].chroma is None):
+            yield pending.popleft()
 
     for item in items:
         pending.append(item)
         if isinstance(item, GrayFrame):
-            frames.append(item)
-            if len(frames) >= batch:
-                yield from flush()
-    yield from flush()
+            waiting.append(item)
+            if len(waiting) >= batch:
+                predict()
+                yield from release()
+    if waiting:
+        predict()
+    if smoother is not None:
+        ready.extend(smoother.flush())
+    yield from release()

@@ -36,7 +36,6 @@ def test_quiet_prints_nothing(vfr_clip, tmp_path):
     "args, words, code",
     [
         (["video", "missing.mp4", "OUT"], "input not found", 1),
-        (["video", "IN", "OUT", "--temporal", "causal"], "not available", 2),
         (["video", "IN", "OUT", "--backend", "tensorrt"], "not available", 2),
         (["video", "IN", "nowhere/out.mp4"], "does not exist", 1),
     ],

@@ -7,7 +7,7 @@ import pytest
 from media import make_audio_only, make_video, read_video
 
 from streamcolor.api import ColorizeConfig, colorize_video
-from streamcolor.errors import ConfigError, InputError, NotAvailableError, OutputError
+from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.sink import EncodeOptions, partial_path
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
@@ -19,9 +19,11 @@ def chroma_strength(rgb: np.ndarray) -> float:
     return float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
 
 
-def test_keeps_frames_timestamps_audio_rotation_luma(vfr_clip, tmp_path, colorizer):
+@pytest.mark.parametrize("temporal", ["off", "causal", "bidirectional"])
+def test_keeps_frames_timestamps_audio_rotation_luma(temporal, vfr_clip, tmp_path, colorizer):
     out = tmp_path / "out.mp4"
-    summary = colorize_video(vfr_clip, out, LOSSLESS, colorizer=colorizer)
+    cfg = ColorizeConfig(threads=2, temporal=temporal, encode=EncodeOptions(crf=0))
+    summary = colorize_video(vfr_clip, out, cfg, colorizer=colorizer)
     src, dst = read_video(vfr_clip), read_video(out)
     assert summary.frames == len(src["times"]) == 15
     assert dst["times"] == src["times"]  # variable frame rate kept frame by frame
@@ -204,9 +206,7 @@ def test_bad_outputs_are_refused(vfr_clip, tmp_path, colorizer):
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_unavailable_modes_say_so():
-    with pytest.raises(NotAvailableError, match="temporal causal"):
-        ColorizeConfig(temporal="causal")
+def test_bad_config_values_say_so():
     with pytest.raises(ConfigError, match="choose one of"):
         ColorizeConfig(temporal="sideways")
     with pytest.raises(ConfigError, match="choose one of"):

@@ -113,8 +113,15 @@ def parse_variants(spec: str) -> list[dict]:
         m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?", item)
         if not m:
             raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1")
-        out.append({"name": item, "width": int(m[1]), "alpha": float(m[2]), "depth": int(m[3] or 4),
-                    "dropout": float(m[4] or 0.0)})
+        out.append(
+            {
+                "name": item,
+                "width": int(m[1]),
+                "alpha": float(m[2]),
+                "depth": int(m[3] or 4),
+                "dropout": float(m[4] or 0.0),
+            }
+        )
     return out
 
 

@@ -1,0 +1,195 @@
+"""Temporal filters against flicker: a*b* carried along optical flow and blended.
+
+They work on the network's output grid (a*b* at 1/4 of the model's input, about 88x48
+for 16:9), before the edge-aware upsampling. So they are cheap, and they cannot smear
+colour over edges in time: each frame's chroma is still upsampled along that frame's
+own luminance edges.
+
+Per frame the filters see:
+    l_lo:  (h, w) float32  L*/100 at the output grid (the guide of the upsampling)
+    ab_lo: (h, w, 2) float32 a*b* predicted for this frame alone
+Flow is computed with OpenCV's DIS (ultrafast preset) on L at twice that grid size.
+
+causal: out_t = blend(pred_t, warp(out_{t-1})) with a per-pixel confidence from how well
+        the warped previous L matches the current L (occlusions, new content and lighting
+        changes trust the current frame). No future frame is read.
+bidirectional: the causal pass forward, and for each frame the same recursion run
+        backward from `lookahead` frames ahead; the two are combined into a two-sided
+        exponential smoother. Memory holds only the lookahead window.
+Both reset at scene cuts (mean |dL*| jump between frames): no colour crosses a cut.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MODES = ("off", "causal", "bidirectional")
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """strength: weight of the motion-compensated history where it is fully trusted.
+    sigma: L*/100 mismatch at which trust falls to exp(-1).
+    cut_threshold: mean |L*_t - L*_{t-1}|/100 that counts as a scene cut.
+    cut_mismatch: mean |L*_t - warped L*_{t-1}|/100 that counts as a cut even when the
+        brightness stays the same (two shots of similar exposure): motion cannot explain it.
+    lookahead: future frames the bidirectional filter waits for."""
+
+    strength: float = 0.9
+    sigma: float = 0.04
+    cut_threshold: float = 0.12
+    cut_mismatch: float = 0.06
+    lookahead: int = 12
+    flow_scale: int = 2
+
+
+class _Flow:
+    """Backward flow (for each pixel of `cur`, where it was in `prev`) on a small L grid."""
+
+    def __init__(self, scale: int):
+        self.scale = scale
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._grid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _u8(self, l_lo: np.ndarray) -> np.ndarray:
+        h, w = l_lo.shape
+        big = cv2.resize(l_lo, (w * self.scale, h * self.scale), interpolation=cv2.INTER_LINEAR)
+        return np.clip(big * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def maps(self, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (map_x, map_y) for cv2.remap of a `prev`-grid image onto `cur`."""
+        flow = self.dis.calc(self._u8(cur), self._u8(prev), None)
+        h, w = cur.shape
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / self.scale
+        if (h, w) not in self._grid:
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            self._grid[(h, w)] = (gx, gy)
+        gx, gy = self._grid[(h, w)]
+        return gx + flow[..., 0], gy + flow[..., 1]
+
+
+def _warp(img: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return cv2.remap(img, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def is_cut(l_cur: np.ndarray, l_prev: np.ndarray, cfg: TemporalConfig) -> bool:
+    return float(np.mean(np.abs(l_cur - l_prev))) > cfg.cut_threshold
+
+
+def is_cut_after_motion(l_cur: np.ndarray, l_warped: np.ndarray, cfg: TemporalConfig) -> bool:
+    return float(np.mean(np.abs(l_cur - l_warped))) > cfg.cut_mismatch
+
+
+def _blend(
+    ab_pred: np.ndarray, l_cur: np.ndarray, ab_hist: np.ndarray, l_hist: np.ndarray, cfg: TemporalConfig
+) -> np.ndarray:
+    """History already warped onto the current frame; per-pixel trust from the L match."""
+    d = (l_cur - l_hist) / cfg.sigma
+    w = (cfg.strength * np.exp(-d * d))[..., None]
+    return ab_pred + w * (ab_hist - ab_pred)
+
+
+class CausalFilter:
+    """Online: feed frames in order, get each frame's filtered a*b* back at once."""
+
+    def __init__(self, cfg: TemporalConfig | None = None):
+        self.cfg = cfg or TemporalConfig()
+        self.flow = _Flow(self.cfg.flow_scale)
+        self.prev_l: np.ndarray | None = None
+        self.prev_ab: np.ndarray | None = None
+        self.cuts = 0
+
+    def reset(self) -> None:
+        self.prev_l = self.prev_ab = None
+
+    def __call__(self, l_lo: np.ndarray, ab_lo: np.ndarray) -> np.ndarray:
+        if self.prev_l is None or self.prev_l.shape != l_lo.shape:
+            out = ab_lo
+        elif is_cut(l_lo, self.prev_l, self.cfg):
+            self.cuts += 1
+            out = ab_lo
+        else:
+            maps = self.flow.maps(l_lo, self.prev_l)
+            hist_l = _warp(self.prev_l, maps)
+            if is_cut_after_motion(l_lo, hist_l, self.cfg):
+                self.cuts += 1
+                out = ab_lo
+            else:
+                out = _blend(ab_lo, l_lo, _warp(self.prev_ab, maps), hist_l, self.cfg)
+        self.prev_l, self.prev_ab = l_lo, out
+        return out
+
+
+@dataclass
+class _Slot:
+    item: object
+    l_lo: np.ndarray
+    ab_pred: np.ndarray
+    forward: np.ndarray | None = None
+    to_next: tuple[np.ndarray, np.ndarray] | None = None  # maps: this frame <- next frame
+    cut_before: bool = False
+
+
+class BidirectionalFilter:
+    """Fixed-lag smoother: push frames in order; finished frames come out `lookahead`
+    frames later (and all at the end with flush()). Holds lookahead + 1 frames."""
+
+    def __init__(self, cfg: TemporalConfig | None = None):
+        self.cfg = cfg or TemporalConfig()
+        self.flow = _Flow(self.cfg.flow_scale)
+        self.window: deque[_Slot] = deque()
+        self.prev: _Slot | None = None
+        self.cuts = 0
+
+    def push(self, item: object, l_lo: np.ndarray, ab_lo: np.ndarray) -> Iterator[tuple[object, np.ndarray]]:
+        slot = _Slot(item, l_lo, ab_lo)
+        prev = self.window[-1] if self.window else self.prev
+        if prev is None or prev.l_lo.shape != l_lo.shape:
+            slot.forward = ab_lo
+            slot.cut_before = True
+        elif is_cut(l_lo, prev.l_lo, self.cfg):
+            self.cuts += 1
+            slot.forward = ab_lo
+            slot.cut_before = True
+        else:
+            to_prev = self.flow.maps(l_lo, prev.l_lo)
+            hist_l = _warp(prev.l_lo, to_prev)
+            if is_cut_after_motion(l_lo, hist_l, self.cfg):
+                self.cuts += 1
+                slot.forward = ab_lo
+                slot.cut_before = True
+            else:
+                prev.to_next = self.flow.maps(prev.l_lo, l_lo)
+                slot.forward = _blend(ab_lo, l_lo, _warp(prev.forward, to_prev), hist_l, self.cfg)
+        self.window.append(slot)
+        if len(self.window) > self.cfg.lookahead:
+            yield self._finish()
+
+    def flush(self) -> Iterator[tuple[object, np.ndarray]]:
+        while self.window:
+            yield self._finish()
+        self.prev = None
+
+    def _finish(self) -> tuple[object, np.ndarray]:
+        """Backward recursion from the newest frame in the window down to the oldest."""
+        slots = list(self.window)
+        back = slots[-1].ab_pred
+        for nxt, cur in zip(reversed(slots[1:]), reversed(slots[:-1])):
+            if nxt.cut_before or cur.to_next is None:
+                back = cur.ab_pred
+            else:
+                hist_ab, hist_l = _warp(back, cur.to_next), _warp(nxt.l_lo, cur.to_next)
+                back = _blend(cur.ab_pred, cur.l_lo, hist_ab, hist_l, self.cfg)
+        oldest = self.window.popleft()
+        self.prev = oldest
+        # Forward and backward recursions each weigh frame t+-k by (1-s) s^k and both
+        # contain this frame's own prediction: remove one copy and renormalise, which is
+        # the two-sided exponential smoother (weights s^|k|). Where a pixel is occluded
+        # both recursions fall back to the prediction and so does this.
+        s = self.cfg.strength
+        return oldest.item, (oldest.forward + back - (1.0 - s) * oldest.ab_pred) / (1.0 + s)
