@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import time
 from pathlib import Path
 
 import av
@@ -35,11 +34,11 @@ import numpy as np
 from benchmarks.video_speed import SHARED, machine
 from streamcolor import color
 from streamcolor.api import ColorizeConfig, make_colorizer
-from streamcolor.temporal import BidirectionalFilter, CausalFilter
+from streamcolor.pipeline import FrameSequencer, StageTimes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CLIPS = ["dog_720p_audio.mp4", "cups_720p_audio.mp4", "juggle_720p.mp4", "bikes_scenecuts.mp4"]
-MODES = ("off", "causal", "bidirectional")
+MODES = ("off", "causal", "bidirectional", "causal/k2", "bidirectional/k2", "bidirectional/k3")
 
 
 def load_clip(path: Path, frames: int, max_h: int = 480) -> list[np.ndarray]:
@@ -58,30 +57,23 @@ def load_clip(path: Path, frames: int, max_h: int = 480) -> list[np.ndarray]:
     return out
 
 
-def colorize_sequence(frames: list[np.ndarray], colorizer, mode: str) -> tuple[list[np.ndarray], float]:
-    """Gray versions of frames -> colorized RGB frames, and filter ms per frame."""
+def colorize_sequence(
+    frames: list[np.ndarray], colorizer, mode: str, keyframe_interval: int = 1
+) -> tuple[list[np.ndarray], dict]:
+    """Gray versions of frames -> colorized RGB frames (the runtime's FrameSequencer),
+    and the filter's cost per frame and the share of frames the network ran on."""
     grays = [color.rgb8_to_gray8(f) for f in frames]
-    preds = []
-    for i in range(0, len(grays), 4):
-        preds += colorizer.predict([colorizer.network_input(g, True) for g in grays[i : i + 4]])
+    times = StageTimes()
+    seq = FrameSequencer(colorizer, True, mode, keyframe_interval, batch=4, times=times)
     filtered: list = [None] * len(grays)
-    t0 = time.perf_counter()
-    if mode == "off":
-        filtered = preds
-    elif mode == "causal":
-        flt = CausalFilter()
-        for i, (g, ab) in enumerate(zip(grays, preds)):
-            filtered[i] = flt(colorizer.guide_lo(g, ab.shape[:2], True), ab)
-    else:
-        flt = BidirectionalFilter()
-        for i, (g, ab) in enumerate(zip(grays, preds)):
-            for j, out in flt.push(i, colorizer.guide_lo(g, ab.shape[:2], True), ab):
-                filtered[j] = out
-        for j, out in flt.flush():
-            filtered[j] = out
-    cost_ms = 1000 * (time.perf_counter() - t0) / len(grays)
+    for i, g in enumerate(grays):
+        for j, ab in seq.push(i, g):
+            filtered[j] = ab
+    for j, ab in seq.flush():
+        filtered[j] = ab
     outs = [cv2.cvtColor(colorizer._lab_at(g, ab, g.shape, True), cv2.COLOR_Lab2RGB) for g, ab in zip(grays, filtered)]
-    return [(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in outs], cost_ms
+    stats = {"filter_ms_per_frame": 1000 * times.temporal / len(grays), "network_share": seq.network_runs / len(grays)}
+    return [(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in outs], stats
 
 
 def flows_and_masks(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -179,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
             },
         }
         for mode in MODES:
-            outs, cost = colorize_sequence(frames, colorizer, mode)
+            filt, _, k = mode.partition("/k")
+            outs, stats = colorize_sequence(frames, colorizer, filt, int(k or 1))
             ab = to_ab(outs)
             row[mode] = {
                 "warp_error": warp_error(outs, flows),
@@ -187,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "psnr": psnr(outs, frames),
                 "warp_error_ab": warp_error(ab, flows),
                 "cdc_ab": cdc(ab),
-                "filter_ms_per_frame": cost,
+                **stats,
             }
         per_clip[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k not in ("frames", "size")}), flush=True)
@@ -195,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     for mode in ("truth", *MODES):
         keys = per_clip[a.clips[0]][mode].keys()
         summary[mode] = {k: float(np.mean([per_clip[c][mode][k] for c in a.clips])) for k in keys}
-    for mode in ("causal", "bidirectional"):
+    for mode in MODES[1:]:
         for k in ("warp_error", "cdc", "warp_error_ab", "cdc_ab"):
             summary[mode][f"{k}_vs_off"] = summary[mode][k] / summary["off"][k]
         summary[mode]["psnr_minus_off"] = summary[mode]["psnr"] - summary["off"]["psnr"]
@@ -203,11 +196,12 @@ def main(argv: list[str] | None = None) -> dict:
     out = a.out or RESULTS / f"temporal_quality_{datetime.date.today().isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'mode':<15}{'warp err':>10}{'CDC':>10}{'warp ab':>10}{'CDC ab':>10}{'PSNR':>8}{'ms/frame':>10}")
+    print(f"{'mode':<18}{'warp err':>10}{'CDC':>10}{'warp ab':>10}{'CDC ab':>10}{'PSNR':>8}{'ms/frame':>10}{'net':>6}")
     for mode, s in summary.items():
         print(
-            f"{mode:<15}{s['warp_error']:>10.5f}{s['cdc']:>10.5f}{s['warp_error_ab']:>10.5f}{s['cdc_ab']:>10.5f}"
+            f"{mode:<18}{s['warp_error']:>10.5f}{s['cdc']:>10.5f}{s['warp_error_ab']:>10.5f}{s['cdc_ab']:>10.5f}"
             f"{s.get('psnr', float('nan')):>8.2f}{s.get('filter_ms_per_frame', 0):>10.2f}"
+            f"{s.get('network_share', 1.0):>6.2f}"
         )
     print(f"wrote {out}")
     return result

@@ -117,8 +117,15 @@ def video(
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: Annotated[
-        Temporal, typer.Option(help="Flicker filter: causal (default, no look-ahead), bidirectional, or off.")
-    ] = Temporal.causal,
+        Temporal, typer.Option(help="Flicker filter: bidirectional (uses 12 frames of look-ahead), causal, off.")
+    ] = Temporal.bidirectional,
+    keyframe_interval: Annotated[
+        int | None,
+        typer.Option(
+            help="Run the network on every n-th frame and carry colour between [default: 2; 1 with --temporal off].",
+            min=1,
+        ),
+    ] = None,
     codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
@@ -133,6 +140,7 @@ def video(
             model=model,
             backend=backend.value,
             temporal=temporal.value,
+            keyframe_interval=keyframe_interval,
             batch=batch,
             threads=threads or None,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),

@@ -132,6 +132,11 @@ class Colorizer:
             out = out * self.card.ab_scale
         return [np.ascontiguousarray(o.transpose(1, 2, 0)) for o in out]
 
+    def output_grid(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the network's a*b* output for a frame of `shape` (H, W)."""
+        h, w = self.card.input_size(*shape)
+        return h // self.card.stride, w // self.card.stride
+
     def guide_lo(self, y8: np.ndarray, shape: tuple[int, int], full_range: bool) -> np.ndarray:
         """(h, w) float32 L*/100 of y8 at the network output's grid `shape`: the guide of
         the upsampling and what the temporal filters compute flow on."""

@@ -7,6 +7,7 @@ carried to the consumer and raised there (detectron2 `AsyncPredictor`'s pattern)
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from streamcolor.colorizer import Colorizer
+from streamcolor.errors import ConfigError
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
@@ -102,6 +104,87 @@ def timed(items: Iterable, times: StageTimes, field: str) -> Iterator:
         yield item
 
 
+class FrameSequencer:
+    """Gray frames in order -> (frame, final a*b* on the network grid) in order.
+
+    Runs the network in batches on key frames (every `keyframe_interval`-th frame; all of
+    them when 1), passes every frame through the temporal filter, and lets the filter
+    carry colour along the flow to the frames in between, predicting one of those only
+    when it must (the first frame, a scene cut). Bidirectional output lags by the
+    filter's look-ahead; flush() drains it at the end.
+    """
+
+    def __init__(
+        self,
+        colorizer: Colorizer,
+        full_range: bool,
+        temporal: str = "off",
+        keyframe_interval: int = 1,
+        batch: int = 4,
+        times: StageTimes | None = None,
+        temporal_cfg: TemporalConfig | None = None,
+    ):
+        if keyframe_interval > 1 and temporal == "off":
+            raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
+        self.colorizer = colorizer
+        self.full_range = full_range
+        self.temporal = temporal
+        self.interval = max(1, keyframe_interval)
+        self.batch = batch
+        self.times = times or StageTimes()
+        self.causal = CausalFilter(temporal_cfg) if temporal == "causal" else None
+        self.smoother = BidirectionalFilter(temporal_cfg) if temporal == "bidirectional" else None
+        self.waiting: list[tuple[object, np.ndarray, bool]] = []
+        self.count = 0
+        self.network_runs = 0
+
+    def _predict(self, y8s: list[np.ndarray]) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        out = self.colorizer.predict([self.colorizer.network_input(y, self.full_range) for y in y8s])
+        self.times.model += time.perf_counter() - t0
+        self.network_runs += len(y8s)
+        return out
+
+    def push(self, item: object, y8: np.ndarray) -> list[tuple[object, np.ndarray]]:
+        key = self.count % self.interval == 0
+        self.count += 1
+        self.waiting.append((item, y8, key))
+        if sum(k for _, _, k in self.waiting) >= self.batch:
+            return self._run()
+        return []
+
+    def flush(self) -> list[tuple[object, np.ndarray]]:
+        done = self._run()
+        if self.smoother is not None:
+            t0 = time.perf_counter()
+            done.extend(self.smoother.flush())
+            self.times.temporal += time.perf_counter() - t0
+        return done
+
+    def _run(self) -> list[tuple[object, np.ndarray]]:
+        keys = [y8 for _, y8, k in self.waiting if k]
+        preds = iter(self._predict(keys)) if keys else iter(())
+        done: list[tuple[object, np.ndarray]] = []
+        for item, y8, key in self.waiting:
+            if key:
+                pred = next(preds)
+            else:
+                pred = functools.partial(lambda y: self._predict([y])[0], y8)
+            if self.temporal == "off":
+                done.append((item, pred))
+                continue
+            t0 = time.perf_counter()
+            grid = pred.shape[:2] if key else self.colorizer.output_grid(y8.shape)
+            l_lo = self.colorizer.guide_lo(y8, grid, self.full_range)
+            if self.causal is not None:
+                done.append((item, self.causal(l_lo, pred)))
+            else:
+                done.extend(self.smoother.push(item, l_lo, pred))
+            self.times.temporal += time.perf_counter() - t0
+        self.waiting.clear()
+        return done
+
+
 def colorize_items(
     items: Iterable,
     colorizer: Colorizer,
@@ -109,44 +192,23 @@ def colorize_items(
     batch: int,
     times: StageTimes,
     temporal: str = "off",
-    temporal_cfg: TemporalConfig | None = None,
+    keyframe_interval: int = 1,
 ) -> Iterator:
-    """Colorize GrayFrames in batches; other items pass through in their place.
+    """Colorize GrayFrames; other items pass through in their place.
 
-    With temporal='bidirectional' a frame leaves only once its look-ahead frames have
-    been predicted; items behind it wait, so output order is input order."""
+    A frame leaves once its a*b* is final (with the bidirectional filter, once its
+    look-ahead frames have been seen); items behind it wait, so output order is input order."""
     # OpenCV's own thread pool fights ONNX Runtime and libx264 for the same cores; the
     # per-frame OpenCV work here is small enough to run on this thread alone.
     cv2.setNumThreads(1)
     pending: deque = deque()  # every item, in order, until it can leave
-    waiting: list[GrayFrame] = []  # frames not yet through the network
-    ready: list[tuple[GrayFrame, np.ndarray]] = []  # frames with final a*b*, not yet upsampled
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
-    causal = CausalFilter(temporal_cfg) if temporal == "causal" else None
-    smoother = BidirectionalFilter(temporal_cfg) if temporal == "bidirectional" else None
+    seq = FrameSequencer(colorizer, info.full_range, temporal, keyframe_interval, batch, times)
 
-    def predict() -> None:
-        t0 = time.perf_counter()
-        abs_lo = colorizer.predict([colorizer.network_input(f.y8, info.full_range) for f in waiting])
-        t1 = time.perf_counter()
-        times.model += t1 - t0
-        for f, ab_lo in zip(waiting, abs_lo):
-            if temporal == "off":
-                ready.append((f, ab_lo))
-                continue
-            l_lo = colorizer.guide_lo(f.y8, ab_lo.shape[:2], info.full_range)
-            if causal is not None:
-                ready.append((f, causal(l_lo, ab_lo)))
-            else:
-                ready.extend(smoother.push(f, l_lo, ab_lo))
-        times.temporal += time.perf_counter() - t1
-        waiting.clear()
-
-    def release() -> Iterator:
+    def release(ready: list[tuple[GrayFrame, np.ndarray]]) -> Iterator:
         t0 = time.perf_counter()
         for f, ab_lo in ready:
             f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
-        ready.clear()
         times.upsample += time.perf_counter() - t0
         while pending and not (isinstance(pending[0], GrayFrame) and pending[0].chroma is None):
             yield pending.popleft()
@@ -154,12 +216,5 @@ def colorize_items(
     for item in items:
         pending.append(item)
         if isinstance(item, GrayFrame):
-            waiting.append(item)
-            if len(waiting) >= batch:
-                predict()
-                yield from release()
-    if waiting:
-        predict()
-    if smoother is not None:
-        ready.extend(smoother.flush())
-    yield from release()
+            yield from release(seq.push(item, item.y8))
+    yield from release(seq.flush())

@@ -206,6 +206,13 @@ def test_bad_outputs_are_refused(vfr_clip, tmp_path, colorizer):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_keyframe_interval_defaults_follow_the_filter():
+    assert ColorizeConfig(temporal="off").keyframe_interval == 1
+    assert ColorizeConfig(temporal="bidirectional").keyframe_interval == 2
+    with pytest.raises(ConfigError, match="needs --temporal"):
+        ColorizeConfig(temporal="off", keyframe_interval=3)
+
+
 def test_bad_config_values_say_so():
     with pytest.raises(ConfigError, match="choose one of"):
         ColorizeConfig(temporal="sideways")
@@ -236,5 +243,8 @@ def test_memory_is_bounded_by_queues_not_length(tmp_path, colorizer):
         )
     finally:
         api.VideoSource.items = original
-    # two queues of 16, one batch in hand, and the encoder's own frame delay
-    assert 0 < seen["max_ahead"] <= 16 + 16 + 4 + 2
+    # two queues of 16, a batch of key frames with the frames between them, the
+    # bidirectional filter's look-ahead, and one in hand
+    from streamcolor.temporal import TemporalConfig
+
+    assert 0 < seen["max_ahead"] <= 16 + 16 + 4 * 2 + TemporalConfig().lookahead + 2
