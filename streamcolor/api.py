@@ -117,7 +117,7 @@ def colorize_video(
             decoded.close()
         if source.decode_errors:
             warn(f"skipped {source.decode_errors} damaged packet(s) that could not be decoded")
-        expected = info.frames_estimate
+        expected = info.frames_estimate if info.frames_estimate_reliable else 0
         if expected and sink.frames < 0.95 * expected - 1:
             warn(f"the input ended early: {sink.frames} of about {expected} frames decoded (damaged or truncated?)")
     return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, cfg.backend)

@@ -33,6 +33,7 @@ class StreamInfo:
     time_base: Fraction
     average_rate: Fraction | None
     frames_estimate: int  # 0 when unknown
+    frames_estimate_reliable: bool  # from the video stream itself, not the container's duration
     duration_s: float | None
     pix_fmt: str
     bit_depth: int
@@ -106,9 +107,11 @@ class VideoSource:
             self.container.close()
             raise InputError(f"{self.path}: the video stream has no size or pixel format (broken header?)")
         duration = None
+        reliable = bool(self.stream.frames)
         if self.stream.duration and self.stream.time_base:
             duration = float(self.stream.duration * self.stream.time_base)
-        elif self.container.duration:
+            reliable = True
+        elif self.container.duration:  # the longest stream's: subtitles or audio may run longer
             duration = self.container.duration / 1e6
         rate = self.stream.average_rate or self.stream.guessed_rate
         frames = self.stream.frames or (int(round(duration * rate)) if duration and rate else 0)
@@ -119,6 +122,7 @@ class VideoSource:
             time_base=self.stream.time_base,
             average_rate=rate,
             frames_estimate=frames,
+            frames_estimate_reliable=reliable,
             duration_s=duration,
             pix_fmt=fmt.name,
             bit_depth=_bit_depth(fmt),

@@ -248,3 +248,31 @@ def test_memory_is_bounded_by_queues_not_length(tmp_path, colorizer):
     from streamcolor.temporal import TemporalConfig
 
     assert 0 < seen["max_ahead"] <= 16 + 16 + 4 * 2 + TemporalConfig().lookahead + 2
+
+
+def test_subtitles_are_copied(tmp_path, colorizer):
+    import av
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,300\nHello\n\n2\n00:00:00,300 --> 00:00:00,500\nWorld\n")
+    video = make_video(tmp_path / "v.mkv", frames=15)
+    src = tmp_path / "with_subs.mkv"
+    with av.open(str(video)) as vi, av.open(str(srt)) as si, av.open(str(src), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in vi.streams}
+        sub = o.add_stream_from_template(si.streams[0])
+        for p in vi.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                o.mux(p)
+        for p in si.demux():
+            if p.size:
+                p.stream = sub
+                o.mux(p)
+    warnings = []
+    colorize_video(src, tmp_path / "out.mkv", ColorizeConfig(threads=2), colorizer=colorizer, warn=warnings.append)
+    assert warnings == []
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        subs = [s for s in c.streams if s.type == "subtitle"]
+        assert [bytes(p) for p in c.demux(subs[0]) if p.size] == [b"Hello", b"World"]
+    colorize_video(src, tmp_path / "out.mp4", ColorizeConfig(threads=2), colorizer=colorizer, warn=warnings.append)
+    assert any("subtitle stream" in w and "not copied" in w for w in warnings)  # MP4 cannot hold SRT
