@@ -17,6 +17,8 @@ over clips:
   isolate what the colorizer and its filter add.
   PSNR to the original colour frames.
   filter cost: milliseconds per frame spent in the temporal filter alone.
+  edge a*b* error: a*b* distance to the truth within 3 px of strong luminance edges
+      (colour bleeding), also for plain bilinear upsampling ("off/bilinear") to compare.
 Results: benchmarks/results/temporal_quality_<date>.json.
 """
 
@@ -38,7 +40,7 @@ from streamcolor.pipeline import FrameSequencer, StageTimes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CLIPS = ["dog_720p_audio.mp4", "cups_720p_audio.mp4", "juggle_720p.mp4", "bikes_scenecuts.mp4"]
-MODES = ("off", "causal", "bidirectional", "causal/k2", "bidirectional/k2", "bidirectional/k3")
+MODES = ("off", "causal", "bidirectional", "causal/k2", "bidirectional/k2", "bidirectional/k3", "off/bilinear")
 
 
 def load_clip(path: Path, frames: int, max_h: int = 480) -> list[np.ndarray]:
@@ -58,7 +60,7 @@ def load_clip(path: Path, frames: int, max_h: int = 480) -> list[np.ndarray]:
 
 
 def colorize_sequence(
-    frames: list[np.ndarray], colorizer, mode: str, keyframe_interval: int = 1
+    frames: list[np.ndarray], colorizer, mode: str, keyframe_interval: int = 1, upsample: str = "guided"
 ) -> tuple[list[np.ndarray], dict]:
     """Gray versions of frames -> colorized RGB frames (the runtime's FrameSequencer),
     and the filter's cost per frame and the share of frames the network ran on."""
@@ -71,7 +73,14 @@ def colorize_sequence(
             filtered[j] = ab
     for j, ab in seq.flush():
         filtered[j] = ab
-    outs = [cv2.cvtColor(colorizer._lab_at(g, ab, g.shape, True), cv2.COLOR_Lab2RGB) for g, ab in zip(grays, filtered)]
+    if upsample == "guided":
+        labs = [colorizer._lab_at(g, ab, g.shape, True) for g, ab in zip(grays, filtered)]
+    else:  # plain bilinear a*b*, the comparison for colour bleeding
+        labs = [
+            np.dstack([color.L_FROM_GRAY8[g], cv2.resize(ab, g.shape[::-1], interpolation=cv2.INTER_LINEAR)])
+            for g, ab in zip(grays, filtered)
+        ]
+    outs = [cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB) for lab in labs]
     stats = {"filter_ms_per_frame": 1000 * times.temporal / len(grays), "network_share": seq.network_runs / len(grays)}
     return [(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in outs], stats
 
@@ -99,6 +108,18 @@ def flows_and_masks(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarr
 def to_ab(frames: list[np.ndarray]) -> list[np.ndarray]:
     """RGB uint8 -> (H, W, 2) float32 a*b* / 100."""
     return [cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 1:] / 100 for f in frames]
+
+
+def edge_bands(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Pixels within 3 px of a strong luminance edge of the original (Canny 100/200)."""
+    kernel = np.ones((7, 7), np.uint8)
+    return [cv2.dilate(cv2.Canny(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), 100, 200), kernel) > 0 for f in frames]
+
+
+def edge_error(ab: list[np.ndarray], truth_ab: list[np.ndarray], bands: list[np.ndarray]) -> float:
+    """Mean a*b* distance to the truth (CIE units) next to strong edges: colour bleeding."""
+    vals = [np.linalg.norm(x[m] - y[m], axis=1).mean() * 100 for x, y, m in zip(ab, truth_ab, bands) if m.any()]
+    return float(np.mean(vals)) if vals else 0.0
 
 
 def warp_error(frames: list[np.ndarray], flows) -> float:
@@ -160,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
         frames = load_clip(a.video_dir / name, a.frames)
         flows = flows_and_masks(frames)
         truth_ab = to_ab(frames)
+        bands = edge_bands(frames)
         row = {
             "frames": len(frames),
             "size": list(frames[0].shape[1::-1]),
@@ -171,8 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
             },
         }
         for mode in MODES:
-            filt, _, k = mode.partition("/k")
-            outs, stats = colorize_sequence(frames, colorizer, filt, int(k or 1))
+            if mode == "off/bilinear":
+                outs, stats = colorize_sequence(frames, colorizer, "off", upsample="bilinear")
+            else:
+                filt, _, k = mode.partition("/k")
+                outs, stats = colorize_sequence(frames, colorizer, filt, int(k or 1))
             ab = to_ab(outs)
             row[mode] = {
                 "warp_error": warp_error(outs, flows),
@@ -180,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "psnr": psnr(outs, frames),
                 "warp_error_ab": warp_error(ab, flows),
                 "cdc_ab": cdc(ab),
+                "edge_ab_error": edge_error(ab, truth_ab, bands),
                 **stats,
             }
         per_clip[name] = row
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         keys = per_clip[a.clips[0]][mode].keys()
         summary[mode] = {k: float(np.mean([per_clip[c][mode][k] for c in a.clips])) for k in keys}
     for mode in MODES[1:]:
-        for k in ("warp_error", "cdc", "warp_error_ab", "cdc_ab"):
+        for k in ("warp_error", "cdc", "warp_error_ab", "cdc_ab", "edge_ab_error"):
             summary[mode][f"{k}_vs_off"] = summary[mode][k] / summary["off"][k]
         summary[mode]["psnr_minus_off"] = summary[mode]["psnr"] - summary["off"]["psnr"]
     result = {"benchmark": "temporal_quality", "machine": machine(), "clips": per_clip, "summary": summary}
@@ -201,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"{mode:<18}{s['warp_error']:>10.5f}{s['cdc']:>10.5f}{s['warp_error_ab']:>10.5f}{s['cdc_ab']:>10.5f}"
             f"{s.get('psnr', float('nan')):>8.2f}{s.get('filter_ms_per_frame', 0):>10.2f}"
-            f"{s.get('network_share', 1.0):>6.2f}"
+            f"{s.get('network_share', 1.0):>6.2f}{s.get('edge_ab_error', float('nan')):>9.2f}"
         )
     print(f"wrote {out}")
     return result

@@ -13,6 +13,7 @@ import numpy as np
 from streamcolor import color
 from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
+from streamcolor.deflicker import deflicker_items
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, load_card
@@ -32,6 +33,7 @@ class ColorizeConfig:
     # Network on every n-th frame, colour carried along the flow in between. None: 2 with
     # a temporal filter (measured as good as every frame, benchmarks/temporal_quality.py), 1 without.
     keyframe_interval: int | None = None
+    deflicker: bool = False  # steady the luma of old film first (changes the output's luma)
     batch: int = 4
     threads: int | None = None  # inference threads; None = all cores
     encode: EncodeOptions = field(default_factory=EncodeOptions)
@@ -95,7 +97,12 @@ def colorize_video(
         info = source.info
         sink = VideoSink(out, info, cfg.encode, warn=warn)
         reencode = sink.plan_streams()
-        decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
+
+        def decode(_):
+            items = timed(source.items(reencode), times, "decode")
+            return deflicker_items(items) if cfg.deflicker else items
+
+        decoded = Stage("decode", decode, None, maxsize=16)
         colored = Stage(
             "colorize",
             lambda up: colorize_items(up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval),

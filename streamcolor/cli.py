@@ -126,6 +126,9 @@ def video(
             min=1,
         ),
     ] = None,
+    deflicker: Annotated[
+        bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
+    ] = False,
     codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
@@ -141,6 +144,7 @@ def video(
             backend=backend.value,
             temporal=temporal.value,
             keyframe_interval=keyframe_interval,
+            deflicker=deflicker,
             batch=batch,
             threads=threads or None,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
