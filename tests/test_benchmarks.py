@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from media import make_video
 
 from benchmarks import temporal_quality, video_speed
@@ -35,3 +36,28 @@ def test_temporal_quality_tiny(tmp_path):
         assert summary[mode]["psnr"] > 5
     assert "warp_error_ab_vs_off" in summary["causal"]
     assert out.exists()
+
+
+def test_model_speed_tiny(tmp_path):
+    from benchmarks import model_speed
+
+    r = model_speed.main(
+        ["--nets", "student", "resnet18_unet", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path / "m.json")]
+    )
+    nets = r["nets"]
+    assert nets["student"]["batch1"]["runs"] >= 2 and nets["student"]["batch4"]["input"][0] == 4
+    assert nets["resnet18_unet"]["batch1"]["input"] == [1, 1, 256, 256]
+    assert nets["resnet18_unet"]["batch1"]["fps"] > 0
+
+
+def test_published_nets_have_their_published_shapes():
+    import onnxruntime as ort
+
+    from benchmarks.published_nets import zhang2016
+
+    m = zhang2016()
+    n_params = sum(int(np.prod(i.dims)) for i in m.graph.initializer)
+    assert 30e6 < n_params < 34e6  # the Caffe model has about 32 M parameters
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = s.run(None, {"x": np.zeros((1, 1, 224, 224), np.float32)})[0]
+    assert out.shape == (1, 313, 56, 56)

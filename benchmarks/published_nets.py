@@ -1,0 +1,202 @@
+"""The published colorization networks as ONNX graphs with random weights (no PyTorch).
+
+Speed does not depend on weight values, so each architecture is rebuilt layer by layer
+with onnx.helper and timed in the same ONNX Runtime as our student:
+
+- zhang2016: "Colorful Image Colorization" (Zhang, Isola, Efros 2016), the network the
+  OpenCV DNN sample runs: 8 conv blocks (64-128-256-512-512(d2)-512(d2)-512-256), 313-way
+  head at 1/4 size, input 224x224. Batch norm folded away (inference).
+- pix2pix_unet: the Pix2Pix U-Net generator (Isola et al. 2017): 8 stride-2 4x4 convs
+  (64-128-256-512x5), mirrored transposed convs with skip concatenation, 256x256.
+- resnet18_unet / resnet101_unet: a U-Net decoder (fastai DynamicUnet-like: at each scale
+  a 3x3 conv on upsampled + skip) on a ResNet-18 encoder (the Shariatnia tutorial's
+  generator, 256x256) or ResNet-101 (DeOldify's video generator, 336x336).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+
+class GraphBuilder:
+    """Tiny helper: NCHW float32 convs with random weights, ReLU, concat, resize."""
+
+    def __init__(self, name: str, channels: int, seed: int = 0):
+        self.name = name
+        self.nodes: list = []
+        self.inits: list = []
+        self.rng = np.random.default_rng(seed)
+        self.n = 0
+        self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, channels, None, None])
+
+    def _id(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def _const(self, arr: np.ndarray) -> str:
+        name = self._id("w")
+        self.inits.append(helper.make_tensor(name, TensorProto.FLOAT, arr.shape, arr.astype(np.float32).ravel()))
+        return name
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, relu: bool = True):
+        w = self._const(self.rng.normal(0, (2.0 / (cin * k * k)) ** 0.5, (cout, cin, k, k)))
+        b = self._const(np.zeros(cout))
+        pad = dilation * (k - 1) // 2 if k % 2 else (k - 2) // 2  # 4x4 stride 2: pad 1 halves exactly
+        pads = [pad] * 4
+        y = self._id("c")
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, w, b],
+                [y],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                dilations=[dilation, dilation],
+                pads=pads,
+            )
+        )
+        return self.relu(y) if relu else y
+
+    def deconv(self, x: str, cin: int, cout: int):
+        """4x4 stride-2 transposed conv (x2 size), as in Pix2Pix."""
+        w = self._const(self.rng.normal(0, (2.0 / (cin * 16)) ** 0.5, (cin, cout, 4, 4)))
+        y = self._id("d")
+        self.nodes.append(
+            helper.make_node("ConvTranspose", [x, w], [y], kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1])
+        )
+        return self.relu(y)
+
+    def relu(self, x: str) -> str:
+        y = self._id("r")
+        self.nodes.append(helper.make_node("Relu", [x], [y]))
+        return y
+
+    def add(self, a: str, b: str) -> str:
+        y = self._id("a")
+        self.nodes.append(helper.make_node("Add", [a, b], [y]))
+        return y
+
+    def concat(self, a: str, b: str) -> str:
+        y = self._id("cat")
+        self.nodes.append(helper.make_node("Concat", [a, b], [y], axis=1))
+        return y
+
+    def maxpool(self, x: str) -> str:
+        y = self._id("p")
+        self.nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+        return y
+
+    def up2(self, x: str) -> str:
+        scales = self._const(np.array([1, 1, 2, 2], np.float32))
+        y = self._id("u")
+        self.nodes.append(helper.make_node("Resize", [x, "", scales], [y], mode="nearest"))
+        return y
+
+    def up_to(self, x: str, like: str) -> str:
+        """Nearest resize of x to like's H, W (odd sizes such as DeOldify's 336 = 10.5 x 32)."""
+        shape, hw, y = self._id("s"), self._id("hw"), self._id("u")
+        start = helper.make_tensor(self._id("i"), TensorProto.INT64, [1], [2])
+        end = helper.make_tensor(self._id("i"), TensorProto.INT64, [1], [4])
+        self.inits += [start, end]
+        self.nodes.append(helper.make_node("Shape", [like], [shape]))
+        self.nodes.append(helper.make_node("Slice", [shape, start.name, end.name], [hw]))
+        self.nodes.append(helper.make_node("Resize", [x, "", "", hw], [y], mode="nearest", axes=[2, 3]))
+        return y
+
+    def model(self, out: str, out_channels: int) -> onnx.ModelProto:
+        output = helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, out_channels, None, None])
+        graph = helper.make_graph(self.nodes, self.name, [self.input], [output], self.inits)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        m.ir_version = 8
+        return m
+
+
+def zhang2016() -> onnx.ModelProto:
+    g = GraphBuilder("zhang2016", 1)
+    x = "x"
+    spec = [  # (cout, n convs, stride of the last, dilation)
+        (64, 2, 2, 1),
+        (128, 2, 2, 1),
+        (256, 3, 2, 1),
+        (512, 3, 1, 1),
+        (512, 3, 1, 2),
+        (512, 3, 1, 2),
+        (512, 3, 1, 1),
+    ]
+    cin = 1
+    for cout, n, stride, dil in spec:
+        for i in range(n):
+            x = g.conv(x, cin, cout, 3, stride if i == n - 1 else 1, dil)
+            cin = cout
+    x = g.deconv(x, 512, 256)  # conv8: back to 1/4
+    x = g.conv(x, 256, 256)
+    x = g.conv(x, 256, 256)
+    x = g.conv(x, 256, 313, 1, relu=False)
+    return g.model(x, 313)
+
+
+def pix2pix_unet() -> onnx.ModelProto:
+    g = GraphBuilder("pix2pix_unet", 1)
+    chans = [64, 128, 256, 512, 512, 512, 512, 512]
+    skips, x, cin = [], "x", 1
+    for c in chans:
+        x = g.conv(x, cin, c, 4, 2)
+        skips.append((x, c))
+        cin = c
+    for skip, c in reversed(skips[:-1]):
+        x = g.deconv(x, cin, c)
+        x = g.concat(x, skip)
+        cin = 2 * c
+    x = g.deconv(x, cin, 2)
+    return g.model(x, 2)
+
+
+def _resnet_unet(name: str, blocks: list[int], bottleneck: bool) -> onnx.ModelProto:
+    g = GraphBuilder(name, 1)
+    x = g.conv("x", 1, 64, 7, 2)  # 1/2
+    skips = [(x, 64)]
+    x = g.maxpool(x)  # 1/4
+    cin = 64
+    widths = [64, 128, 256, 512]
+    for stage, (n, w) in enumerate(zip(blocks, widths)):
+        cout = w * 4 if bottleneck else w
+        for i in range(n):
+            stride = 2 if (i == 0 and stage > 0) else 1
+            short = x if (stride == 1 and cin == cout) else g.conv(x, cin, cout, 1, stride, relu=False)
+            if bottleneck:
+                y = g.conv(x, cin, w, 1)
+                y = g.conv(y, w, w, 3, stride)
+                y = g.conv(y, w, cout, 1, relu=False)
+            else:
+                y = g.conv(x, cin, w, 3, stride)
+                y = g.conv(y, w, cout, 3, relu=False)
+            x = g.relu(g.add(y, short))
+            cin = cout
+        skips.append((x, cout))
+    for skip, c in reversed(skips[:-1]):
+        x = g.concat(g.up_to(x, skip), skip)
+        out = max(c, 64)
+        x = g.conv(x, cin + c, out)
+        x = g.conv(x, out, out)
+        cin = out
+    x = g.conv(g.up2(x), cin, 2, 3, relu=False)
+    return g.model(x, 2)
+
+
+def resnet18_unet() -> onnx.ModelProto:
+    return _resnet_unet("resnet18_unet", [2, 2, 2, 2], bottleneck=False)
+
+
+def resnet101_unet() -> onnx.ModelProto:
+    return _resnet_unet("resnet101_unet", [3, 4, 23, 3], bottleneck=True)
+
+
+# name -> (builder, native input (H, W), what it is)
+PUBLISHED = {
+    "zhang2016": (zhang2016, (224, 224), "Zhang et al. 2016, the OpenCV DNN colorization sample's network"),
+    "pix2pix_unet": (pix2pix_unet, (256, 256), "Pix2Pix U-Net generator, 8 downsamplings"),
+    "resnet18_unet": (resnet18_unet, (256, 256), "ResNet-18 U-Net (Shariatnia tutorial generator)"),
+    "resnet101_unet": (resnet101_unet, (336, 336), "ResNet-101 U-Net (DeOldify video generator)"),
+}
