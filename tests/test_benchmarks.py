@@ -61,3 +61,11 @@ def test_published_nets_have_their_published_shapes():
     s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     out = s.run(None, {"x": np.zeros((1, 1, 224, 224), np.float32)})[0]
     assert out.shape == (1, 313, 56, 56)
+
+
+def test_memory_benchmark_tiny(tmp_path):
+    from benchmarks import memory
+
+    r = memory.main(["--minutes", "0.02", "--height", "120", "--out", str(tmp_path / "mem.json")])["run"]
+    assert r["frames"] == 30 and r["size"] == [214, 120]
+    assert 0 < r["peak_rss_mb"] < 4096
