@@ -9,18 +9,15 @@ after the filter, and its cost per frame. Results: benchmarks/results/deflicker_
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import time
 from pathlib import Path
 
 import av
 import numpy as np
 
-from benchmarks.video_speed import SHARED, machine
+from benchmarks.common import SHARED, save_result
 from streamcolor.deflicker import Deflicker
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CLIPS = [SHARED / "archival" / "street_film_early.mp4", SHARED / "archival" / "civil_defence_1950s.mp4"]
 
 
@@ -54,10 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{name}: luma step {r['mean_abs_luma_step_raw']:.3f} -> {r['mean_abs_luma_step_deflickered']:.3f} "
             f"codes/frame, {r['ms_per_frame']:.2f} ms/frame"
         )
-    result = {"benchmark": "deflicker_archival", "machine": machine(), "clips": rows}
-    out = a.out or RESULTS / f"deflicker_{datetime.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"clips": rows}
+    print(f"wrote {save_result('deflicker', result, a.out)}")
     return result
 
 

@@ -13,8 +13,6 @@ half second. Reported: peak RSS, RSS after the first 10% of frames, and after th
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import multiprocessing as mp
 import os
 import tempfile
@@ -26,10 +24,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from benchmarks.video_speed import machine
+from benchmarks.common import save_result
 from streamcolor.api import ColorizeConfig, colorize_video
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def rss_mb() -> float:
@@ -122,10 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{row['peak_rss_mb']} MB; {row['rss_first_10pct_mb']} MB over the first 10% of frames, "
         f"{row['rss_last_10pct_mb']} MB over the last 10%"
     )
-    result = {"benchmark": "memory", "machine": machine(), "run": row}
-    out = a.out or RESULTS / f"memory_{datetime.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"run": row}
+    print(f"wrote {save_result('memory', result, a.out)}")
     return result
 
 

@@ -12,19 +12,15 @@ to benchmarks/results/model_speed_<date>.json.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.common import save_result
 from benchmarks.published_nets import PUBLISHED
-from benchmarks.video_speed import machine
 from streamcolor.model import DEFAULT_MODEL, load_card
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def session(model: bytes | str, threads: int) -> ort.InferenceSession:
@@ -91,10 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
             rows["zhang2016"]["batch1"]["median_ms"] / rows["student"]["batch1"]["median_ms"], 1
         )
         print(f"student is {rows['student_speedup_vs_zhang2016']}x faster per frame than zhang2016")
-    result = {"benchmark": "model_speed", "threads": a.threads, "machine": machine(), "nets": rows}
-    out = a.out or RESULTS / f"model_speed_{datetime.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"threads": a.threads, "nets": rows}
+    print(f"wrote {save_result('model_speed', result, a.out)}")
     return result
 
 

@@ -25,7 +25,6 @@ Results: benchmarks/results/temporal_quality_<date>.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 from pathlib import Path
 
@@ -33,12 +32,11 @@ import av
 import cv2
 import numpy as np
 
-from benchmarks.video_speed import SHARED, machine
+from benchmarks.common import SHARED, save_result
 from streamcolor import color
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.pipeline import FrameSequencer, StageTimes
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CLIPS = ["dog_720p_audio.mp4", "cups_720p_audio.mp4", "juggle_720p.mp4", "bikes_scenecuts.mp4"]
 MODES = ("off", "causal", "bidirectional", "causal/k2", "bidirectional/k2", "bidirectional/k3", "off/bilinear")
 
@@ -218,10 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
         for k in ("warp_error", "cdc", "warp_error_ab", "cdc_ab", "edge_ab_error"):
             summary[mode][f"{k}_vs_off"] = summary[mode][k] / summary["off"][k]
         summary[mode]["psnr_minus_off"] = summary[mode]["psnr"] - summary["off"]["psnr"]
-    result = {"benchmark": "temporal_quality", "machine": machine(), "clips": per_clip, "summary": summary}
-    out = a.out or RESULTS / f"temporal_quality_{datetime.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"clips": per_clip, "summary": summary}
+    out = save_result("temporal_quality", result, a.out)
     print(f"{'mode':<18}{'warp err':>10}{'CDC':>10}{'warp ab':>10}{'CDC ab':>10}{'PSNR':>8}{'ms/frame':>10}{'net':>6}")
     for mode, s in summary.items():
         print(

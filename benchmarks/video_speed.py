@@ -14,10 +14,6 @@ Results go to benchmarks/results/video_speed_<date>.json with the machine and ve
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,15 +22,14 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.common import SHARED, save_result
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.pipeline import Stage, StageTimes, timed
 from streamcolor.sink import EncodeOptions, VideoSink
 from streamcolor.source import GrayFrame, VideoSource
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_CLIP = SHARED / "video" / "dog_720p_audio.mp4"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def make_gray_input(src: Path, dst: Path, height: int, max_frames: int = 0) -> Path:
@@ -98,30 +93,6 @@ def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, fl
     return sink.frames, time.perf_counter() - start, times
 
 
-def machine() -> dict:
-    import cv2
-    import onnxruntime
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def run(clip: Path, height: int, repeats: int, max_frames: int, batch: int, preset: str, workdir: Path) -> dict:
     gray = make_gray_input(clip, workdir / f"gray_{height}p.mp4", height, max_frames)
     encode = EncodeOptions(preset=preset)
@@ -165,10 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(a.clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp)) for h in a.height]
-    result = {"benchmark": "video_speed", "machine": machine(), "runs": rows}
-    out = a.out or RESULTS / f"video_speed_{datetime.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"runs": rows}
+    out = save_result("video_speed", result, a.out)
     for r in rows:
         print(
             f"{r['size'][0]}x{r['size'][1]} {r['frames']} frames: streamcolor {r['streamcolor_fps']:.1f} fps, "
