@@ -110,21 +110,6 @@ def luma_lut(full_range: bool) -> np.ndarray:
     return gray_to_lightness(luma_to_gray(np.arange(256, dtype=np.uint8), full_range))
 
 
-def rgb_to_chroma(rgb: np.ndarray, matrix: str, full_range: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) sRGB in [0, 1] -> (Cb, Cr) as float32 code values (8-bit scale).
-
-    Only chroma is computed: the luma plane of the output is the input's own.
-    """
-    kr, kb = LUMA_COEFFS.get(matrix, LUMA_COEFFS["bt709"])
-    kg = 1.0 - kr - kb
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = kr * r + kg * g + kb * b
-    cb = (b - y) / (2.0 * (1.0 - kb))
-    cr = (r - y) / (2.0 * (1.0 - kr))
-    scale = 255.0 if full_range else 224.0
-    return cb * scale + 128.0, cr * scale + 128.0
-
-
 def colourfulness(rgb: np.ndarray) -> float:
     """Hasler & Suesstrunk (2003) colourfulness of (H, W, 3) sRGB in [0, 1], 0-255 scale."""
     rgb = np.asarray(rgb, dtype=np.float64) * 255.0

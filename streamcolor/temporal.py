@@ -119,9 +119,6 @@ class CausalFilter:
         self.prev_ab: np.ndarray | None = None
         self.cuts = 0
 
-    def reset(self) -> None:
-        self.prev_l = self.prev_ab = None
-
     def __call__(self, l_lo: np.ndarray, ab_lo: Prediction) -> np.ndarray:
         """ab_lo: this frame's prediction, or a callable for frames between key frames:
         those take the motion-compensated history and run the network only at a cut."""

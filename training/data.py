@@ -10,8 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from streamcolor import color
 
 if TYPE_CHECKING:
@@ -40,9 +38,3 @@ def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
     eps, kappa = 216.0 / 24389.0, 24389.0 / 27.0
     f = torch.where(xyz > eps, xyz.clamp_min(1e-12) ** (1 / 3), (kappa * xyz + 16.0) / 116.0)
     return torch.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], dim=1)
-
-
-def chroma_std(rgb_u8: np.ndarray) -> float:
-    """Mean a*b* magnitude of an (H, W, 3) uint8 RGB image: near-gray images score < 5."""
-    lab = color.rgb_to_lab(rgb_u8[::4, ::4].astype(np.float32) / 255.0)
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())

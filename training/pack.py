@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -47,12 +48,17 @@ def pack(folder: Path, out: Path, size: int, quality: int) -> int:
     return len(blobs)
 
 
-def load_pack(path: Path) -> np.ndarray:
-    """-> (N, size, size, 3) uint8 RGB."""
+def load_pack(path: Path, workers: int = 1) -> tuple[np.ndarray, list[str]]:
+    """-> (N, size, size, 3) uint8 RGB images and their names (decoded on `workers` threads)."""
     z = np.load(path)
-    data, off = z["data"], z["offsets"]
-    imgs = [cv2.imdecode(data[off[i] : off[i + 1]], cv2.IMREAD_COLOR) for i in range(len(off) - 1)]
-    return np.stack(imgs)[..., ::-1].copy()
+    data, off, names = z["data"], z["offsets"], [str(n) for n in z["names"]]
+
+    def decode(i: int) -> np.ndarray:
+        return cv2.imdecode(data[off[i] : off[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
+
+    with ThreadPoolExecutor(workers) as ex:
+        imgs = list(ex.map(decode, range(len(names))))
+    return np.stack(imgs), names
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,28 +20,15 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from training.data import is_validation, rgb_to_lab_torch
+from training.pack import load_pack
 from training.student import StudentUNet, ab_bins
-
-
-def load_pack_threaded(path: Path, workers: int) -> tuple[np.ndarray, list[str]]:
-    z = np.load(path)
-    data, off, names = z["data"], z["offsets"], [str(n) for n in z["names"]]
-
-    def dec(i: int) -> np.ndarray:
-        return cv2.imdecode(data[off[i] : off[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
-
-    with ThreadPoolExecutor(workers) as ex:
-        imgs = list(ex.map(dec, range(len(names))))
-    return np.stack(imgs), names
 
 
 def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
@@ -142,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
     t0 = time.time()
-    imgs_np, names = load_pack_threaded(a.pack, workers=os.cpu_count() or 2)
+    imgs_np, names = load_pack(a.pack, workers=os.cpu_count() or 2)
     if a.limit:
         imgs_np, names = imgs_np[: a.limit], names[: a.limit]
     val_mask = np.array([is_validation(n) for n in names])
