@@ -67,9 +67,9 @@ def colorize_sequence(
     seq = FrameSequencer(colorizer, True, mode, keyframe_interval, batch=4, times=times)
     filtered: list = [None] * len(grays)
     for i, g in enumerate(grays):
-        for j, ab in seq.push(i, g):
+        for j, ab, _ in seq.push(i, g):
             filtered[j] = ab
-    for j, ab in seq.flush():
+    for j, ab, _ in seq.flush():
         filtered[j] = ab
     if upsample == "guided":
         labs = [colorizer._lab_at(g, ab, g.shape, True) for g, ab in zip(grays, filtered)]

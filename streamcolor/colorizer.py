@@ -148,7 +148,14 @@ class Colorizer:
         small = cv2.resize(y8, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         return cv2.LUT(small, self._luts(full_range)[1])
 
-    def _lab_at(self, y8: np.ndarray, ab_lo: np.ndarray, size: tuple[int, int], full_range: bool) -> np.ndarray:
+    def _lab_at(
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        size: tuple[int, int],
+        full_range: bool,
+        guide_lo: np.ndarray | None = None,
+    ) -> np.ndarray:
         """-> (H, W, 3) float32 L*a*b* at size (H, W): the original L* (y8 resized to
         size) with a*b* guided-upsampled onto it.
 
@@ -157,7 +164,9 @@ class Colorizer:
         """
         lut = self._luts(full_range)[1]
         h, w = ab_lo.shape[:2]
-        a, b = guided_coefficients(ab_lo, self.guide_lo(y8, (h, w), full_range), self.upsample)
+        if guide_lo is None:
+            guide_lo = self.guide_lo(y8, (h, w), full_range)
+        a, b = guided_coefficients(ab_lo, guide_lo, self.upsample)
         a3 = np.concatenate([np.full((h, w, 1), 100.0, np.float32), a], axis=2)
         b3 = np.concatenate([np.zeros((h, w, 1), np.float32), b], axis=2)
         dsize = size[::-1]
@@ -167,15 +176,23 @@ class Colorizer:
         return cv2.add(lab, cv2.resize(b3, dsize, interpolation=cv2.INTER_LINEAR))
 
     def chroma_planes(
-        self, y8: np.ndarray, ab_lo: np.ndarray, chroma_shape: tuple[int, int], full_range: bool, matrix: str
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        chroma_shape: tuple[int, int],
+        full_range: bool,
+        matrix: str,
+        guide_lo: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Cb and Cr planes, (Hc, Wc) uint8 each, to pair with the untouched luma y8.
 
         The colour is L*a*b* -> sRGB -> Cb/Cr at the chroma planes' size, then scaled
         towards gray where the original luma plus that chroma would leave the RGB
         cube (the gamut clamp), so decoding Y+Cb+Cr never clips into a wrong hue.
+        guide_lo: guide_lo(y8, ab_lo's grid) when the caller already has it.
         """
-        rgb = cv2.cvtColor(self._lab_at(y8, ab_lo, chroma_shape, full_range), cv2.COLOR_Lab2RGB)
+        lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
+        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
         to_chroma, to_rgb = _chroma_matrices(matrix)
         # 3x3 transforms (OpenCV's fast case; 3 -> 2 channels was 6x slower): (Cb, Cr, 0) in
         # [-0.5, 0.5], and what that chroma adds to R', G', B' on top of the luma.

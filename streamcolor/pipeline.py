@@ -145,7 +145,8 @@ class FrameSequencer:
         self.network_runs += len(y8s)
         return out
 
-    def push(self, item: object, y8: np.ndarray) -> list[tuple[object, np.ndarray]]:
+    def push(self, item: object, y8: np.ndarray) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
+        """-> frames now final: (item, a*b* on the grid, its L* guide, or None when not computed)."""
         key = self.count % self.interval == 0
         self.count += 1
         self.waiting.append((item, y8, key))
@@ -153,33 +154,33 @@ class FrameSequencer:
             return self._run()
         return []
 
-    def flush(self) -> list[tuple[object, np.ndarray]]:
+    def flush(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
         done = self._run()
         if self.smoother is not None:
             t0 = time.perf_counter()
-            done.extend(self.smoother.flush())
+            done.extend((item, ab, l_lo) for (item, l_lo), ab in self.smoother.flush())
             self.times.temporal += time.perf_counter() - t0
         return done
 
-    def _run(self) -> list[tuple[object, np.ndarray]]:
+    def _run(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
         keys = [y8 for _, y8, k in self.waiting if k]
         preds = iter(self._predict(keys)) if keys else iter(())
-        done: list[tuple[object, np.ndarray]] = []
+        done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
         for item, y8, key in self.waiting:
             if key:
                 pred = next(preds)
             else:
                 pred = functools.partial(lambda y: self._predict([y])[0], y8)
             if self.temporal == "off":
-                done.append((item, pred))
+                done.append((item, pred, None))
                 continue
             t0 = time.perf_counter()
             grid = pred.shape[:2] if key else self.colorizer.output_grid(y8.shape)
             l_lo = self.colorizer.guide_lo(y8, grid, self.full_range)
             if self.causal is not None:
-                done.append((item, self.causal(l_lo, pred)))
-            else:
-                done.extend(self.smoother.push(item, l_lo, pred))
+                done.append((item, self.causal(l_lo, pred), l_lo))
+            else:  # the guide travels with the item, to be reused by the upsampling
+                done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
             self.times.temporal += time.perf_counter() - t0
         self.waiting.clear()
         return done
@@ -205,10 +206,10 @@ def colorize_items(
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
     seq = FrameSequencer(colorizer, info.full_range, temporal, keyframe_interval, batch, times)
 
-    def release(ready: list[tuple[GrayFrame, np.ndarray]]) -> Iterator:
+    def release(ready: list[tuple[GrayFrame, np.ndarray, np.ndarray | None]]) -> Iterator:
         t0 = time.perf_counter()
-        for f, ab_lo in ready:
-            f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+        for f, ab_lo, l_lo in ready:
+            f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
         times.upsample += time.perf_counter() - t0
         while pending and not (isinstance(pending[0], GrayFrame) and pending[0].chroma is None):
             yield pending.popleft()
