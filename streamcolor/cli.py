@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from streamcolor import __version__
 from streamcolor.api import ColorizeConfig, Progress, colorize_images, colorize_video
 from streamcolor.errors import StreamcolorError
+from streamcolor.live import LiveConfig, LiveControls, SourceSpec, camera_spec, format_summary, run_live
 from streamcolor.model import DEFAULT_MODEL
 from streamcolor.sink import EncodeOptions
 
@@ -180,6 +181,131 @@ def image(
         raise typer.Exit(e.exit_code) from None
     if not quiet:
         typer.echo(f"colorized {len(written)} image(s) -> {out}", err=True)
+
+
+class LiveTemporal(str, Enum):
+    causal = "causal"
+    off = "off"
+
+
+LiveTemporalOpt = Annotated[
+    LiveTemporal, typer.Option(help="Flicker filter (causal: reads no future frame, adds no delay).")
+]
+HostOpt = Annotated[str, typer.Option(help="Preview address (loopback unless --allow-remote).")]
+PortOpt = Annotated[int, typer.Option(help="Preview port (0: any free port).", min=0, max=65535)]
+AllowRemoteOpt = Annotated[
+    bool, typer.Option("--allow-remote", help="Let the preview listen beyond this machine (--host 0.0.0.0).")
+]
+RecordOpt = Annotated[Path | None, typer.Option(help="Also record the colorized video to this file.")]
+
+
+def _live(
+    spec: SourceSpec,
+    out: str | None,
+    cfg: LiveConfig,
+    record: Path | None,
+    preview: bool,
+    host: str,
+    port: int,
+    allow_remote: bool,
+    quiet: bool,
+) -> None:
+    """Run a live session with or without the preview page; print the latency table at the end."""
+    from streamcolor.preview import PreviewServer
+
+    try:
+        controls = LiveControls(cfg.temporal)
+        if preview:
+            with PreviewServer(host, port, allow_remote, controls) as server:
+                _err(f"preview: {server.url}  (Ctrl-C stops)")
+                summary = run_live(spec, out, cfg, record, server, warn=_warn, controls=controls)
+        else:
+            if not quiet:
+                _err("colorizing live (Ctrl-C stops)")
+            summary = run_live(spec, out, cfg, record, warn=_warn, controls=controls)
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    if not quiet:
+        typer.echo(format_summary(summary), err=True)
+
+
+@app.command()
+def stream(
+    src: Annotated[
+        str, typer.Argument(metavar="IN", help="Live input: rtsp://, http(s)://, udp://, srt://, rtmp://, or a file.")
+    ],
+    out: Annotated[
+        str | None,
+        typer.Argument(metavar="[OUT]", help="udp:// (MPEG-TS), srt://, rtmp://, an .m3u8 playlist (HLS), or a file."),
+    ] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file input at its own pace (as live).")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Serve the live preview page.")] = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    allow_remote: AllowRemoteOpt = False,
+    record: RecordOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = Backend.auto,
+    temporal: LiveTemporalOpt = LiveTemporal.causal,
+    keyframe_interval: Annotated[
+        int, typer.Option(help="Run the network on every n-th frame, carry colour between.", min=1)
+    ] = 2,
+    crf: Annotated[int, typer.Option(help="H.264 quality (lower is better).", min=0, max=51)] = 23,
+    preset: Annotated[Preset, typer.Option(help="H.264 speed preset.")] = Preset.veryfast,
+    gop: Annotated[float, typer.Option(help="Seconds between key frames in the output.", min=0.1)] = 1.0,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds without data before the input counts as lost (then reconnect).", min=0.1)
+    ] = 2.0,
+    threads: ThreadsOpt = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
+) -> None:
+    """Colorize a live stream with low delay: drops the oldest frames rather than fall behind, reconnects."""
+    if out is None and not preview and record is None:
+        _err("give OUT, --record or --preview (or several)")
+        raise typer.Exit(2)
+    try:
+        cfg = LiveConfig(
+            model=model,
+            backend=backend.value,
+            threads=threads or None,
+            temporal=temporal.value,
+            keyframe_interval=keyframe_interval,
+            encode=EncodeOptions(crf=crf, preset=preset.value, tune="zerolatency"),
+            gop_seconds=gop,
+            read_timeout=read_timeout,
+        )
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    _live(SourceSpec(src, realtime=realtime), out, cfg, record, preview, host, port, allow_remote, quiet)
+
+
+@app.command()
+def webcam(
+    device: Annotated[
+        str | None, typer.Argument(help="Camera index or path (/dev/video0); default: the first camera.")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="Capture size, e.g. 640x480 (default: the camera's).")] = None,
+    fps: Annotated[int | None, typer.Option(help="Capture frame rate (default: the camera's).", min=1)] = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    allow_remote: AllowRemoteOpt = False,
+    record: RecordOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = Backend.auto,
+    temporal: LiveTemporalOpt = LiveTemporal.causal,
+    threads: ThreadsOpt = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
+) -> None:
+    """Colorize a camera live, with a preview page (input and output side by side) in your browser."""
+    try:
+        spec = camera_spec(device, size, fps)
+        cfg = LiveConfig(model=model, backend=backend.value, threads=threads or None, temporal=temporal.value)
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    _live(spec, None, cfg, record, True, host, port, allow_remote, quiet)
 
 
 @app.callback(invoke_without_command=True)

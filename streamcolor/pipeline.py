@@ -150,7 +150,8 @@ class FrameSequencer:
         key = self.count % self.interval == 0
         self.count += 1
         self.waiting.append((item, y8, key))
-        if sum(k for _, _, k in self.waiting) >= self.batch:
+        # batch 1 is the latency mode: every frame leaves at once, key frame or not
+        if self.batch == 1 or sum(k for _, _, k in self.waiting) >= self.batch:
             return self._run()
         return []
 

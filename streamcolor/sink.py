@@ -34,6 +34,8 @@ class EncodeOptions:
     codec: str = "h264"
     crf: int = 18
     preset: str = "veryfast"
+    tune: str = ""  # x264/x265 tune; live outputs use 'zerolatency' (no look-ahead, no B-frames)
+    gop: int = 0  # frames between key frames; 0 = the encoder's default
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -42,6 +44,18 @@ class EncodeOptions:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(PRESETS)}")
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
+        if self.gop < 0:
+            raise ConfigError(f"GOP length must be 0 (encoder default) or more, got {self.gop}")
+
+
+# URL scheme -> FFmpeg muxer for live outputs
+LIVE_MUXERS = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts", "rtmp": "flv", "rtmps": "flv"}
+# HLS as a live output: 1-second segments, a sliding window of 6, old segments deleted
+HLS_OPTIONS = {"hls_time": "1", "hls_list_size": "6", "hls_flags": "delete_segments+independent_segments"}
+
+
+def is_url(target: str | os.PathLike) -> bool:
+    return "://" in str(target)
 
 
 def partial_path(out: Path) -> Path:
@@ -62,7 +76,14 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
             raise OutputError(f"output is the same file as the input: {out}")
 
 
-def _format_for(out: Path) -> str:
+def _format_for(out: Path | str) -> str:
+    if is_url(out):
+        scheme = str(out).split("://", 1)[0].lower()
+        if scheme not in LIVE_MUXERS:
+            raise OutputError(f"cannot send to {scheme}:// outputs; use one of: {', '.join(LIVE_MUXERS)}, or a file")
+        return LIVE_MUXERS[scheme]
+    if out.suffix.lower() == ".m3u8":
+        return "hls"
     try:
         with _probe_container(out) as c:
             return c.format.name
@@ -80,21 +101,27 @@ def _probe_container(out: Path) -> av.container.OutputContainer:
 
 
 def _holds(container: av.container.OutputContainer, codec_name: str) -> bool:
+    if container.format.name in ("mpegts", "rtp_mpegts"):
+        return True  # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AAC...
     supported = container.supported_codecs
     return not supported or codec_name in supported  # no tag table (e.g. mpegts): anything goes
 
 
 class VideoSink:
     """Writes OUT through a partial file. A context manager: leaving it with an
-    exception (KeyboardInterrupt included) deletes the partial file."""
+    exception (KeyboardInterrupt included) deletes the partial file.
 
-    def __init__(self, out: Path, info: StreamInfo, opts: EncodeOptions, warn: Callable[[str], None] = print):
-        self.out = Path(out)
-        self.tmp = partial_path(self.out)
+    OUT may also be a live output: a URL (udp://, srt://, rtmp://...) or an HLS playlist
+    (.m3u8); those are written in place, there is nothing to rename."""
+
+    def __init__(self, out: Path | str, info: StreamInfo, opts: EncodeOptions, warn: Callable[[str], None] = print):
+        self.live = is_url(out) or str(out).lower().endswith(".m3u8")
+        self.out = str(out) if is_url(out) else Path(out)
+        self.tmp = None if self.live else partial_path(self.out)
         self.info = info
         self.opts = opts
         self.warn = warn
-        _format_for(self.out)  # unknown extension -> clear error before any work
+        self.format = _format_for(self.out)  # unknown extension -> clear error before any work
         self.container: av.container.OutputContainer | None = None
         self.video: av.VideoStream | None = None
         self.copied: dict[int, av.stream.Stream] = {}  # input stream index -> output stream
@@ -115,6 +142,11 @@ class VideoSink:
         """Decide copy / re-encode / drop for each carried input stream; return the
         indexes of audio streams the source must decode (re-encode)."""
         self._plan: dict[int, str] = {}
+        if self.live:  # live outputs carry the video only
+            for s in self.info.other_streams:
+                self._plan[s.index] = "drop"
+            self._audio_codec = None
+            return frozenset()
         with _probe_container(self.out) as probe:
             for s in self.info.other_streams:
                 name = s.codec_context.name if s.codec_context else None
@@ -135,14 +167,21 @@ class VideoSink:
     def _open(self, first: GrayFrame) -> None:
         info, opts = self.info, self.opts
         encoder, pix_fmt, options = CODECS[opts.codec]
-        self.container = av.open(str(self.tmp), "w", format=_format_for(self.out))
+        target = str(self.out) if self.live else str(self.tmp)
+        try:
+            options = HLS_OPTIONS if self.format == "hls" else {}
+            self.container = av.open(target, "w", format=self.format, options=options)
+        except av.FFmpegError as e:
+            raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
         if not _holds(self.container, encoder) and not _holds(self.container, opts.codec):
-            raise ConfigError(f"codec {opts.codec} cannot go into {self.out.suffix} files; try .mkv")
+            raise ConfigError(f"codec {opts.codec} cannot go into {self.format} outputs; try .mkv")
         odd = info.width % 2 or info.height % 2
         if odd and opts.codec in ("h264", "hevc"):
             # x264/x265 refuse 4:2:0 with an odd size; 4:4:4 keeps the exact size and luma.
             pix_fmt = "yuv444p"
             self.warn(f"odd frame size {info.width}x{info.height}: encoding {opts.codec} 4:4:4 to keep it exact")
+        if not hasattr(self, "_plan"):
+            self.plan_streams()
         v = self.container.add_stream(encoder, rate=info.average_rate or 25)
         v.width, v.height, v.pix_fmt = info.width, info.height, pix_fmt
         v.time_base = info.time_base
@@ -154,6 +193,10 @@ class VideoSink:
         cc.color_trc = info.color_trc
         if opts.codec in ("h264", "hevc"):
             options = {**options, "crf": str(opts.crf), "preset": opts.preset}
+            if opts.tune:
+                options["tune"] = opts.tune
+        if opts.gop:
+            cc.gop_size = opts.gop
         v.options = options
         if first.rotation:
             v.set_display_rotation(first.rotation)
@@ -169,7 +212,7 @@ class VideoSink:
         try:
             self.container.start_encoding()
         except av.FFmpegError as e:
-            raise OutputError(f"cannot write {self.out.name}: {e.strerror or e}") from None
+            raise OutputError(f"cannot write {self.out}: {e.strerror or e}") from None
         for item in self._pending:
             self._mux_other(item)
         self._pending.clear()
@@ -214,6 +257,9 @@ class VideoSink:
     def finish(self) -> None:
         if self.container is None:
             return
+        if self.video is None:  # failed while opening: nothing worth keeping
+            self.abort()
+            return
         try:
             for packet in self.video.encode():
                 self.container.mux(packet)
@@ -225,7 +271,8 @@ class VideoSink:
             self.abort()
             raise
         self.container = None
-        os.replace(self.tmp, self.out)
+        if self.tmp is not None:
+            os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
         if self.container is not None:
@@ -234,4 +281,5 @@ class VideoSink:
             except Exception:  # the partial file is deleted anyway
                 pass
             self.container = None
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)

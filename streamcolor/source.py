@@ -85,14 +85,29 @@ def _y_plane(frame: av.VideoFrame) -> np.ndarray:
 class VideoSource:
     """Opens a file or URL with PyAV. A context manager; iterate with items()."""
 
-    def __init__(self, path: str | os.PathLike, threads: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        threads: bool = True,
+        fmt: str | None = None,
+        options: dict[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+        carry_streams: bool = True,
+    ):
+        """threads: frame-threaded decoding (throughput for files; it delays each frame, so
+        live sources turn it off). fmt/options: FFmpeg input format and its options (a
+        camera: fmt 'v4l2'). timeout: (open, read) seconds for network inputs.
+        carry_streams: also read the audio and subtitle streams (live mode does not)."""
         self.path = str(path)
-        if "://" not in self.path and not Path(self.path).exists():
+        device = fmt is not None  # a camera path is not checked like a file
+        if not device and "://" not in self.path and not Path(self.path).exists():
             raise InputError(f"input not found: {self.path}")
-        if "://" not in self.path and Path(self.path).is_dir():
+        if not device and "://" not in self.path and Path(self.path).is_dir():
             raise InputError(f"input is a folder, not a video: {self.path}")
         try:
-            self.container = av.open(self.path, metadata_errors="ignore")
+            self.container = av.open(
+                self.path, format=fmt, options=options or {}, timeout=timeout, metadata_errors="ignore"
+            )
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
         if not self.container.streams.video:
@@ -115,7 +130,7 @@ class VideoSource:
             duration = self.container.duration / 1e6
         rate = self.stream.average_rate or self.stream.guessed_rate
         frames = self.stream.frames or (int(round(duration * rate)) if duration and rate else 0)
-        carried = tuple(s for s in self.container.streams if s.type in ("audio", "subtitle"))
+        carried = tuple(s for s in self.container.streams if carry_streams and s.type in ("audio", "subtitle"))
         self.info = StreamInfo(
             width=cc.width,
             height=cc.height,
@@ -181,10 +196,10 @@ class VideoSource:
                 self.decode_errors += 1
                 continue
             for frame in frames:
-                yield self._gray(frame, index)
+                yield self.gray(frame, index)
                 index += 1
 
-    def _gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
+    def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
         if frame.format.name not in ("yuv420p", "yuvj420p"):
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.

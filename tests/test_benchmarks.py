@@ -69,3 +69,34 @@ def test_memory_benchmark_tiny(tmp_path):
     r = memory.main(["--minutes", "0.02", "--height", "120", "--out", str(tmp_path / "mem.json")])["run"]
     assert r["frames"] == 30 and r["size"] == [214, 120]
     assert 0 < r["peak_rss_mb"] < 4096
+
+
+def test_live_latency_tiny(tmp_path):
+    from benchmarks import live_latency
+
+    clip = make_video(tmp_path / "clip.mp4", width=160, height=120, frames=20, audio=False)
+    out = tmp_path / "live.json"
+    result = live_latency.main(
+        [
+            "--clip",
+            str(clip),
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--fps",
+            "25",
+            "--seconds",
+            "1.5",
+            "--warmup",
+            "0.5",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    run = result["runs"][0]
+    assert run["frames_out"] > 10 and run["steady_frames"] > 0
+    assert set(run["latency_ms"]["total"]) == {"p50_ms", "p99_ms", "max_ms"}
+    assert json.loads(out.read_text())["runs"][0]["frames_in"] == run["frames_in"]

@@ -1,0 +1,519 @@
+"""Live colorization: a camera or a network stream in, colour out with little delay.
+
+Three threads with at most one frame in work per stage:
+
+    capture (demux + decode, no frame threading) --queue of 2--> colorize (batch 1, causal
+    filter) --queue of 2--> output (encode to OUT and --record, publish to the preview)
+
+A live source never waits for us: when a stage falls behind, the oldest waiting frame is
+dropped and counted instead of building a backlog (delay would grow without bound). A
+file without --realtime is not live: it waits for us (backpressure) and nothing is dropped.
+Every frame carries perf_counter stamps from its arrival to its output, so latency is
+measured per stage, excluding the camera and the network themselves.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from streamcolor.api import make_colorizer
+from streamcolor.colorizer import Colorizer
+from streamcolor.errors import ConfigError, InputError
+from streamcolor.memory import keep_frame_buffers
+from streamcolor.model import DEFAULT_MODEL
+from streamcolor.pipeline import FrameSequencer
+from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
+from streamcolor.source import GrayFrame, VideoSource
+
+LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
+_END = object()
+CLOCK = Fraction(1, 1000)  # output time base of live streams: milliseconds of arrival time
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open: a URL, a file, or a camera (fmt 'v4l2', 'avfoundation', 'dshow')."""
+
+    url: str
+    fmt: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    realtime: bool = False  # a file played at its own pace (then it is live)
+
+    @property
+    def live(self) -> bool:
+        return self.realtime or self.remote
+
+    @property
+    def remote(self) -> bool:
+        """A camera or a network stream: when it drops, it may come back (reconnect)."""
+        return self.fmt is not None or is_url(self.url)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    model: Path = DEFAULT_MODEL
+    backend: str = "auto"
+    threads: int | None = None
+    temporal: str = "causal"
+    keyframe_interval: int = 2  # network on every 2nd frame, colour carried by the flow between
+    encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))
+    gop_seconds: float = 1.0  # short GOP: a receiver joining late waits at most this long
+    read_timeout: float = 2.0  # seconds without data before the input counts as lost
+    max_backoff: float = 8.0  # longest wait between reconnection attempts
+    hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
+
+    def __post_init__(self) -> None:
+        if self.temporal not in LIVE_TEMPORAL:
+            raise ConfigError(
+                f"temporal mode '{self.temporal}' is not available live; choose one of: {', '.join(LIVE_TEMPORAL)}"
+            )
+        if self.keyframe_interval < 1:
+            raise ConfigError(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
+        if self.read_timeout <= 0 or self.gop_seconds <= 0:
+            raise ConfigError("read timeout and GOP length must be positive")
+
+
+class LiveControls:
+    """Settings the preview page may change while running (read by the colorize thread)."""
+
+    def __init__(self, temporal: str):
+        self.temporal = temporal
+
+    def set_temporal(self, mode: str) -> None:
+        if mode not in LIVE_TEMPORAL:
+            raise ConfigError(f"unknown temporal mode '{mode}'; choose one of: {', '.join(LIVE_TEMPORAL)}")
+        self.temporal = mode
+
+
+@dataclass
+class LiveFrame(GrayFrame):
+    """A GrayFrame with perf_counter stamps: arrival (after pacing, before decoding),
+    taken by the colorize stage, colour finished."""
+
+    t_arrival: float = 0.0
+    t_start: float = 0.0
+    t_colored: float = 0.0
+
+
+class DropQueue:
+    """A bounded FIFO between two threads. drop_oldest: a full queue discards its oldest
+    item to make room (live); otherwise put() waits for room (files)."""
+
+    def __init__(self, maxsize: int, drop_oldest: bool):
+        self.maxsize = maxsize
+        self.drop_oldest = drop_oldest
+        self.items: deque = deque()
+        self.cond = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item: object, stop: threading.Event) -> None:
+        with self.cond:
+            if item is not _END and not isinstance(item, BaseException):
+                while len(self.items) >= self.maxsize:
+                    if self.drop_oldest:
+                        self.items.popleft()
+                        self.dropped += 1
+                    elif stop.is_set():
+                        return
+                    else:
+                        self.cond.wait(0.1)
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> object | None:
+        """The next item, or None after timeout seconds without one."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.items, timeout):
+                return None
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+
+class LatencyStats:
+    """Per-stage latency samples (bounded: memory stays flat on an endless stream)."""
+
+    STAGES = ("wait", "colorize", "output", "total")
+
+    def __init__(self, keep: int = 100_000):
+        self.samples = {s: deque(maxlen=keep) for s in self.STAGES}
+        self.out_times: deque = deque(maxlen=60)
+        self.indices: deque = deque(maxlen=keep)  # input index of each output frame: drops show as gaps
+        self.frames_out = 0
+        self.held = 0
+
+    def add(self, f: LiveFrame, t_out: float) -> None:
+        s = self.samples
+        s["wait"].append(f.t_start - f.t_arrival)  # queued before colorizing
+        s["colorize"].append(f.t_colored - f.t_start)  # model + temporal filter + chroma
+        s["output"].append(t_out - f.t_colored)  # queued before output, encoded, sent
+        s["total"].append(t_out - f.t_arrival)
+        self.out_times.append(t_out)
+        self.indices.append(f.index)
+        self.frames_out += 1
+
+    def fps(self) -> float:
+        t = self.out_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def percentiles(self, skip: int = 0) -> dict[str, dict[str, float]]:
+        """{stage: {p50_ms, p99_ms, max_ms}} over the samples after the first `skip`."""
+        out = {}
+        for name, d in self.samples.items():
+            v = np.array(list(d)[skip:], np.float64) * 1000
+            if v.size:
+                out[name] = {
+                    "p50_ms": round(float(np.percentile(v, 50)), 2),
+                    "p99_ms": round(float(np.percentile(v, 99)), 2),
+                    "max_ms": round(float(v.max()), 2),
+                }
+        return out
+
+
+@dataclass
+class LiveSummary:
+    frames_in: int
+    frames_out: int
+    dropped: int  # frames a live source delivered that were never output
+    held: int  # repeats of the last frame while the input was lost
+    reconnects: int
+    seconds: float
+    latency: dict[str, dict[str, float]]
+    interrupted: bool
+    width: int
+    height: int
+    stats: LatencyStats = field(repr=False, default_factory=LatencyStats)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+
+def list_cameras(dev: str = "/dev") -> list[str]:
+    """V4L2 capture devices on Linux (/dev/video*), in numeric order; elsewhere none are listed."""
+    if not sys.platform.startswith("linux"):
+        return []
+    found = glob.glob(os.path.join(dev, "video*"))
+    return sorted(found, key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0))
+
+
+def camera_spec(device: str | None, size: str | None = None, fps: int | None = None, dev: str = "/dev") -> SourceSpec:
+    """DEVICE (an index, a path, or a name where the OS uses names) -> what FFmpeg opens."""
+    options = {}
+    if size:
+        if not re.fullmatch(r"\d+x\d+", size):
+            raise ConfigError(f"camera size must look like 640x480, got '{size}'")
+        options["video_size"] = size
+    if fps:
+        options["framerate"] = str(fps)
+    if sys.platform == "darwin":
+        return SourceSpec(device or "0", "avfoundation", options)
+    if sys.platform.startswith("win"):
+        if not device:
+            raise InputError('name the camera: streamcolor webcam "Integrated Camera" (FFmpeg\'s dshow names)')
+        return SourceSpec(f"video={device}", "dshow", options)
+    cameras = list_cameras(dev)
+    found = f"cameras found: {', '.join(cameras)}" if cameras else f"no cameras found ({dev}/video* is empty)"
+    if device is None:
+        if not cameras:
+            raise InputError(f"no camera to open: {found}")
+        path = cameras[0]
+    else:
+        path = os.path.join(dev, f"video{device}") if device.isdigit() else device
+        if not os.path.exists(path):
+            raise InputError(f"no camera at {path}; {found}")
+    return SourceSpec(path, "v4l2", options)
+
+
+class LiveCapture:
+    """Frames from a source, reopened with back-off when a live one drops."""
+
+    def __init__(self, spec: SourceSpec, cfg: LiveConfig, warn: Callable[[str], None]):
+        self.spec = spec
+        self.cfg = cfg
+        self.warn = warn
+        self.source = self._open()  # the first open fails loudly: a wrong URL is not an outage
+        self.info = self.source.info
+        self.connected = threading.Event()
+        self.connected.set()
+        self.reconnects = 0
+        self.frames = 0
+        self.decode_errors = 0
+
+    def _open(self) -> VideoSource:
+        timeout = (max(5.0, self.cfg.read_timeout), self.cfg.read_timeout) if self.spec.live else None
+        options = dict(self.spec.options)
+        if is_url(self.spec.url):
+            # Probe briefly; decode without holding frames back (low_delay). Not fflags
+            # nobuffer: it throws away the packets read while probing, up to a GOP of frames.
+            options = {"flags": "low_delay", "analyzeduration": "500000", **options}
+        if self.spec.url.startswith("udp://"):
+            # a 4 MB socket buffer rides out a key frame arriving while we are busy
+            options = {"buffer_size": str(4 << 20), "overrun_nonfatal": "1", **options}
+        try:
+            return VideoSource(
+                self.spec.url, threads=False, fmt=self.spec.fmt, options=options, timeout=timeout, carry_streams=False
+            )
+        except InputError as e:
+            if self.spec.fmt in ("v4l2", "avfoundation", "dshow"):
+                cams = list_cameras()
+                raise InputError(f"{e}; cameras found: {', '.join(cams) or 'none'}") from None
+            raise
+
+    def run(self, stop: threading.Event) -> Iterator[LiveFrame]:
+        index = 0
+        size = (self.info.height, self.info.width)
+        while not stop.is_set():
+            src = self.source
+            anchor: tuple[float, float] | None = None  # (wall, stream seconds) for --realtime pacing
+            arrivals: dict[int, float] = {}  # packet pts -> arrival: a decoder that holds frames back shows up
+            try:
+                for packet in src.container.demux(src.stream):
+                    if stop.is_set():
+                        return
+                    ts = packet.dts if packet.dts is not None else packet.pts
+                    if self.spec.realtime and ts is not None and packet.time_base:
+                        t_stream = float(ts * packet.time_base)
+                        now = time.perf_counter()
+                        if anchor is None or now - (anchor[0] + t_stream - anchor[1]) > 1.0:
+                            anchor = (now, t_stream)  # first packet, or fell behind a lot: re-anchor
+                        delay = anchor[0] + t_stream - anchor[1] - now
+                        if delay > 0:
+                            stop.wait(delay)
+                    t_arrival = time.perf_counter()
+                    if packet.pts is not None:
+                        arrivals[packet.pts] = t_arrival
+                        if len(arrivals) > 64:
+                            del arrivals[next(iter(arrivals))]
+                    try:
+                        decoded = packet.decode()
+                    except av.FFmpegError:
+                        self.decode_errors += 1
+                        continue
+                    for frame in decoded:
+                        g = src.gray(frame, index)
+                        y8 = g.y8
+                        if y8.shape != size:  # the source came back at another size: keep ours
+                            y8 = cv2.resize(y8, size[::-1], interpolation=cv2.INTER_AREA)
+                        index += 1
+                        self.frames += 1
+                        arrived = arrivals.pop(frame.pts, t_arrival) if frame.pts is not None else t_arrival
+                        yield LiveFrame(y8=y8, pts=g.pts, rotation=g.rotation, index=g.index, t_arrival=arrived)
+            except av.FFmpegError:
+                pass  # read timeout or network error: handled as a lost input below
+            finally:
+                src.close()
+            if not self.spec.remote or stop.is_set():
+                return
+            self._reconnect(stop)
+
+    def _reconnect(self, stop: threading.Event) -> None:
+        self.connected.clear()
+        lost = time.monotonic()
+        delay = 0.5
+        self.warn(f"input lost: {self.spec.url}; reconnecting")
+        while not stop.is_set():
+            try:
+                self.source = self._open()
+            except InputError:
+                stop.wait(delay)
+                delay = min(2 * delay, self.cfg.max_backoff)
+                continue
+            self.reconnects += 1
+            self.connected.set()
+            self.warn(f"input back after {time.monotonic() - lost:.1f} s")
+            return
+
+
+def _worker(target: Callable[[], None], out: DropQueue, stop: threading.Event, name: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            target()
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
+            out.put(e, stop)
+        finally:
+            out.put(_END, stop)
+
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def run_live(
+    spec: SourceSpec,
+    out: str | Path | None,
+    cfg: LiveConfig | None = None,
+    record: Path | None = None,
+    preview=None,
+    stop: threading.Event | None = None,
+    warn: Callable[[str], None] = print,
+    colorizer: Colorizer | None = None,
+    controls: LiveControls | None = None,
+) -> LiveSummary:
+    """Colorize SPEC live into OUT (URL, .m3u8 or file) and/or RECORD and/or the preview,
+    until the input ends (files), stop is set, or Ctrl-C. Latency mode: batch 1, no
+    frame-threaded decoding, at most one frame in work per stage."""
+    cfg = cfg or LiveConfig()
+    stop = stop or threading.Event()
+    if out is None and record is None and preview is None:
+        raise ConfigError("nothing to do: give an output, --record, or --preview")
+    for target in (out, record):
+        if target is not None and not is_url(target):
+            check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)])
+    colorizer = colorizer or make_colorizer(cfg)
+    controls = controls or LiveControls(cfg.temporal)
+    keep_frame_buffers()
+    capture = LiveCapture(spec, cfg, warn)
+    info = capture.info
+    if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops
+        out_info = replace(info, time_base=CLOCK, other_streams=())
+    else:
+        out_info = replace(info, other_streams=())
+    chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
+    rate = info.average_rate or 25
+    enc = replace(cfg.encode, gop=cfg.encode.gop or max(1, round(float(rate) * cfg.gop_seconds)))
+    sinks = [VideoSink(t, out_info, enc, warn=warn) for t in (out, record) if t is not None]
+    # One frame's work before the first real one: OpenCV builds its Lab tables on first
+    # use (~100 ms) and the engine allocates on its first run.
+    blank = np.zeros((info.height, info.width), np.uint8)
+    ab_blank = colorizer.predict([colorizer.network_input(blank, info.full_range)])[0]
+    colorizer.chroma_planes(blank, ab_blank, chroma_shape, info.full_range, info.matrix)
+    decoded = DropQueue(2, drop_oldest=spec.live)
+    colored = DropQueue(2, drop_oldest=spec.live)
+    stats = LatencyStats()
+
+    def capture_loop() -> None:
+        for f in capture.run(stop):
+            decoded.put(f, stop)
+
+    def colorize_loop() -> None:
+        cv2.setNumThreads(1)  # OpenCV's pool would fight the engine and the encoder for cores
+        mode, seq = None, None
+        while not stop.is_set():
+            f = decoded.get(0.1)
+            if f is None:
+                continue
+            if f is _END or isinstance(f, BaseException):
+                if isinstance(f, BaseException):
+                    raise f
+                return
+            f.t_start = time.perf_counter()
+            if controls.temporal != mode:  # switched on the preview page: a fresh filter
+                mode = controls.temporal
+                interval = cfg.keyframe_interval if mode != "off" else 1
+                seq = FrameSequencer(colorizer, info.full_range, mode, interval, batch=1)
+            for g, ab_lo, l_lo in seq.push(f, f.y8):
+                g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+            f.t_colored = time.perf_counter()
+            colored.put(f, stop)
+
+    threads = [
+        _worker(capture_loop, decoded, stop, "capture"),
+        _worker(colorize_loop, colored, stop, "colorize"),
+    ]
+    start = time.perf_counter()
+    t0: float | None = None
+    last: LiveFrame | None = None
+    last_pts = -1
+    interrupted = False
+
+    def emit(f: LiveFrame) -> None:
+        nonlocal last_pts
+        if spec.live:  # ms since the first arrival, strictly increasing
+            f.pts = max(int(round((f.t_arrival - t0) * 1000)), last_pts + 1)
+        last_pts = f.pts if f.pts is not None else last_pts
+        for s in sinks:
+            s.write(f)
+
+    try:
+        while True:
+            try:
+                item = colored.get(cfg.hold_seconds)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            if item is None:
+                if last is not None and not capture.connected.is_set():
+                    # input lost: repeat the last picture so players downstream keep going
+                    held = replace(last, t_arrival=time.perf_counter())
+                    emit(held)
+                    stats.held += 1
+                continue
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if t0 is None:
+                t0 = item.t_arrival
+            emit(item)
+            t_out = time.perf_counter()
+            stats.add(item, t_out)
+            last = item
+            if preview is not None:
+                preview.publish(item, info, _status(stats, decoded, colored, capture, controls))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=cfg.read_timeout + 5)
+        for s in sinks:
+            s.finish()
+    dropped = decoded.dropped + colored.dropped
+    return LiveSummary(
+        frames_in=capture.frames,
+        frames_out=stats.frames_out,
+        dropped=dropped,
+        held=stats.held,
+        reconnects=capture.reconnects,
+        seconds=time.perf_counter() - start,
+        latency=stats.percentiles(),
+        interrupted=interrupted,
+        width=info.width,
+        height=info.height,
+        stats=stats,
+    )
+
+
+def _status(
+    stats: LatencyStats, decoded: DropQueue, colored: DropQueue, capture: LiveCapture, controls: LiveControls
+) -> dict:
+    total = stats.samples["total"]
+    recent = np.array(list(total)[-300:]) * 1000 if total else np.zeros(1)
+    return {
+        "frames": stats.frames_out,
+        "fps": round(stats.fps(), 1),
+        "latency_p50_ms": round(float(np.percentile(recent, 50)), 1),
+        "latency_p99_ms": round(float(np.percentile(recent, 99)), 1),
+        "dropped": decoded.dropped + colored.dropped,
+        "reconnects": capture.reconnects,
+        "connected": capture.connected.is_set(),
+        "temporal": controls.temporal,
+    }
+
+
+def format_summary(s: LiveSummary) -> str:
+    """The table printed when a live run stops."""
+    lines = [
+        f"{s.frames_out} frames out of {s.frames_in} in {s.seconds:.1f} s ({s.fps:.1f} fps), "
+        f"{s.dropped} dropped, {s.reconnects} reconnect(s), {s.held} held"
+        + (" (stopped by Ctrl-C)" if s.interrupted else ""),
+        f"{'latency (ms)':<14}{'p50':>8}{'p99':>8}{'max':>8}",
+    ]
+    for stage, v in s.latency.items():
+        lines.append(f"{stage:<14}{v['p50_ms']:>8.1f}{v['p99_ms']:>8.1f}{v['max_ms']:>8.1f}")
+    return "\n".join(lines)
