@@ -93,10 +93,20 @@ def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, fl
     return sink.frames, time.perf_counter() - start, times
 
 
-def run(clip: Path, height: int, repeats: int, max_frames: int, batch: int, preset: str, workdir: Path) -> dict:
+def run(
+    clip: Path,
+    height: int,
+    repeats: int,
+    max_frames: int,
+    batch: int,
+    preset: str,
+    workdir: Path,
+    backend: str = "auto",
+    precision: str | None = None,
+) -> dict:
     gray = make_gray_input(clip, workdir / f"gray_{height}p.mp4", height, max_frames)
     encode = EncodeOptions(preset=preset)
-    cfg = ColorizeConfig(batch=batch, encode=encode)
+    cfg = ColorizeConfig(batch=batch, encode=encode, backend=backend, precision=precision)
     colorizer = make_colorizer(cfg)
     base, ours, stage_ms = [], [], []
     for _ in range(repeats):
@@ -104,6 +114,7 @@ def run(clip: Path, height: int, repeats: int, max_frames: int, batch: int, pres
         base.append(n / secs)
         s = colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer)
         ours.append(s.fps)
+        used = s.backend
         stage_ms.append(s.times.per_frame_ms(s.frames))
     with av.open(str(gray)) as c:
         w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
@@ -115,6 +126,7 @@ def run(clip: Path, height: int, repeats: int, max_frames: int, batch: int, pres
         "repeats": repeats,
         "batch": batch,
         "preset": preset,
+        "backend": used,
         "streamcolor_fps": round(fps, 2),
         "transcode_only_fps": round(floor, 2),
         "ratio_to_transcode": round(fps / floor, 3),
@@ -132,10 +144,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-frames", type=int, default=0)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--backend", default="auto", help="auto, onnx, torch, tensorrt")
+    ap.add_argument("--precision", default=None, help="fp16/fp32 for the GPU engines")
     ap.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/video_speed_<date>.json)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(a.clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp)) for h in a.height]
+        rows = [
+            run(a.clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp), a.backend, a.precision)
+            for h in a.height
+        ]
     result = {"runs": rows}
     out = save_result("video_speed", result, a.out)
     for r in rows:

@@ -36,6 +36,7 @@ class ColorizeConfig:
     deflicker: bool = False  # steady the luma of old film first (changes the output's luma)
     batch: int = 4
     threads: int | None = None  # inference threads; None = all cores
+    precision: str | None = None  # None: the backend's default (fp16 on GPUs, fp32 for ONNX Runtime)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
@@ -72,8 +73,21 @@ class VideoSummary:
 
 
 def make_colorizer(cfg: ColorizeConfig) -> Colorizer:
+    """The engine cfg asks for, wrapped in the Colorizer that suits it: frames stay on the
+    GPU with the PyTorch and TensorRT engines, on the CPU with ONNX Runtime."""
     card = load_card(cfg.model)
-    return Colorizer(create_engine(cfg.backend, card, cfg.threads), card)
+    engine = create_engine(cfg.backend, card, cfg.threads, getattr(cfg, "precision", None))
+    if hasattr(engine, "run_tensor"):
+        from streamcolor.engines.gpu_frames import TorchColorizer
+
+        return TorchColorizer(engine, card)
+    return Colorizer(engine, card)
+
+
+def describe(colorizer: Colorizer) -> str:
+    """'onnx (CPUExecutionProvider)', 'torch (cuda:fp16:compiled)'... for the summary line."""
+    engine = colorizer.engine
+    return f"{engine.name} ({getattr(engine, 'provider', '?')})"
 
 
 def colorize_video(
@@ -93,7 +107,8 @@ def colorize_video(
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
-    with VideoSource(src) as source:
+    gpu = hasattr(colorizer.engine, "run_tensor")
+    with VideoSource(src, hw_decode=gpu) as source:
         info = source.info
         sink = VideoSink(out, info, cfg.encode, warn=warn)
         reencode = sink.plan_streams()
@@ -127,7 +142,7 @@ def colorize_video(
         expected = info.frames_estimate if info.frames_estimate_reliable else 0
         if expected and sink.frames < 0.95 * expected - 1:
             warn(f"the input ended early: {sink.frames} of about {expected} frames decoded (damaged or truncated?)")
-    return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, cfg.backend)
+    return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, describe(colorizer))
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streamcolor.errors import ConfigError, NotAvailableError
+from streamcolor.errors import ConfigError
 from streamcolor.model import ModelCard
 
 
@@ -50,26 +50,47 @@ class OnnxEngine:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def _not_yet(name: str) -> Callable[..., Engine]:
-    def make(card: ModelCard, threads: int | None = None) -> Engine:
-        raise NotAvailableError(
-            f"backend '{name}' is not available in this version yet (GPU engines are planned); use --backend onnx"
-        )
+def _torch(card: ModelCard, threads: int | None = None, precision: str | None = None) -> Engine:
+    from streamcolor.engines.torch_engine import TorchEngine
 
-    return make
+    return TorchEngine(card, threads, precision=precision or "fp16")
+
+
+def _tensorrt(card: ModelCard, threads: int | None = None, precision: str | None = None) -> Engine:
+    from streamcolor.engines.tensorrt_engine import TensorRTEngine
+
+    return TensorRTEngine(card, threads, precision=precision or "fp16")
+
+
+def _onnx(card: ModelCard, threads: int | None = None, precision: str | None = None) -> Engine:
+    if precision not in (None, "fp32"):
+        raise ConfigError("ONNX Runtime runs the FP32 model; for FP16 use --backend torch or tensorrt (NVIDIA GPU)")
+    return OnnxEngine(card, threads)
 
 
 BACKENDS: dict[str, Callable[..., Engine]] = {
-    "onnx": OnnxEngine,
-    "torch": _not_yet("torch"),
-    "tensorrt": _not_yet("tensorrt"),
+    "onnx": _onnx,
+    "torch": _torch,
+    "tensorrt": _tensorrt,
 }
 
 
-def create_engine(name: str, card: ModelCard, threads: int | None = None) -> Engine:
-    """name: 'auto' or a key of BACKENDS. 'auto' is ONNX Runtime until the GPU engines land."""
+def pick_auto() -> str:
+    """TensorRT when importable with a GPU, else PyTorch on CUDA, else ONNX Runtime."""
+    from streamcolor.engines.tensorrt_engine import tensorrt_available
+    from streamcolor.engines.torch_engine import cuda_available
+
+    if tensorrt_available():
+        return "tensorrt"
+    if cuda_available():
+        return "torch"
+    return "onnx"
+
+
+def create_engine(name: str, card: ModelCard, threads: int | None = None, precision: str | None = None) -> Engine:
+    """name: 'auto' or a key of BACKENDS; the engine's .name and .provider say what runs."""
     if name == "auto":
-        name = "onnx"
+        name = pick_auto()
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend '{name}'; choose one of: auto, {', '.join(BACKENDS)}")
-    return BACKENDS[name](card, threads)
+    return BACKENDS[name](card, threads, precision)

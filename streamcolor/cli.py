@@ -106,8 +106,22 @@ class ProgressBar:
             sys.stderr.flush()
 
 
+class Precision(str, Enum):
+    fp16 = "fp16"
+    fp32 = "fp32"
+
+
 ModelOpt = Annotated[Path, typer.Option(help="ONNX model with its .json card beside it.")]
-BackendOpt = Annotated[Backend, typer.Option(help="Inference backend.")]
+BackendOpt = Annotated[
+    Backend,
+    typer.Option(
+        help="Inference engine. auto: TensorRT when installed with an NVIDIA GPU, else PyTorch on CUDA, "
+        "else ONNX Runtime (CPU)."
+    ),
+]
+PrecisionOpt = Annotated[
+    Precision | None, typer.Option(help="GPU engines: fp16 (default) or fp32. ONNX Runtime runs fp32.")
+]
 ThreadsOpt = Annotated[int, typer.Option(help="Inference threads (0: all cores).", min=0)]
 
 
@@ -135,6 +149,7 @@ def video(
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
     batch: Annotated[int, typer.Option(help="Frames per inference batch.", min=1, max=64)] = 4,
     threads: ThreadsOpt = 0,
+    precision: PrecisionOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")] = False,
 ) -> None:
     """Colorize a video: keeps frame count, timestamps, audio, subtitles and colour metadata."""
@@ -148,6 +163,7 @@ def video(
             deflicker=deflicker,
             batch=batch,
             threads=threads or None,
+            precision=precision.value if precision else None,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
         )
         summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn)
@@ -158,7 +174,8 @@ def video(
     bar.close()
     if not quiet:
         typer.echo(
-            f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps) -> {out}",
+            f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, "
+            f"{summary.backend}) -> {out}",
             err=True,
         )
 
@@ -170,11 +187,17 @@ def image(
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     threads: ThreadsOpt = 0,
+    precision: PrecisionOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Colorize photos: one file, or every image in a folder (names and formats kept)."""
     try:
-        cfg = ColorizeConfig(model=model, backend=backend.value, threads=threads or None)
+        cfg = ColorizeConfig(
+            model=model,
+            backend=backend.value,
+            threads=threads or None,
+            precision=precision.value if precision else None,
+        )
         written = colorize_images(src, out, cfg, warn=_warn)
     except StreamcolorError as e:
         _err(str(e))
@@ -258,6 +281,7 @@ def stream(
         float, typer.Option(help="Seconds without data before the input counts as lost (then reconnect).", min=0.1)
     ] = 2.0,
     threads: ThreadsOpt = 0,
+    precision: PrecisionOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
     """Colorize a live stream with low delay: drops the oldest frames rather than fall behind, reconnects."""
@@ -269,6 +293,7 @@ def stream(
             model=model,
             backend=backend.value,
             threads=threads or None,
+            precision=precision.value if precision else None,
             temporal=temporal.value,
             keyframe_interval=keyframe_interval,
             encode=EncodeOptions(crf=crf, preset=preset.value, tune="zerolatency"),
@@ -296,16 +321,93 @@ def webcam(
     backend: BackendOpt = Backend.auto,
     temporal: LiveTemporalOpt = LiveTemporal.causal,
     threads: ThreadsOpt = 0,
+    precision: PrecisionOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
     """Colorize a camera live, with a preview page (input and output side by side) in your browser."""
     try:
         spec = camera_spec(device, size, fps)
-        cfg = LiveConfig(model=model, backend=backend.value, threads=threads or None, temporal=temporal.value)
+        cfg = LiveConfig(
+            model=model,
+            backend=backend.value,
+            threads=threads or None,
+            precision=precision.value if precision else None,
+            temporal=temporal.value,
+        )
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
     _live(spec, None, cfg, record, True, host, port, allow_remote, quiet)
+
+
+engines_app = typer.Typer(help="Build and list cached TensorRT engines.", no_args_is_help=True)
+app.add_typer(engines_app, name="engines")
+EngineDirOpt = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Engine cache ($STREAMCOLOR_ENGINE_DIR, ./engines, or ~/.cache/streamcolor/engines)."),
+]
+
+
+def _size(text: str, what: str) -> tuple[int, int]:
+    """'1920x1080' -> (height, width)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{what} must look like 1920x1080, got '{text}'") from None
+    if w < 1 or h < 1:
+        raise typer.BadParameter(f"{what} must be positive, got '{text}'")
+    return h, w
+
+
+@engines_app.command("build")
+def engines_build(
+    model: ModelOpt = DEFAULT_MODEL,
+    precision: Annotated[Precision, typer.Option(help="Engine precision.")] = Precision.fp16,
+    batch: Annotated[int, typer.Option(help="Largest batch the engine runs.", min=1, max=64)] = 4,
+    size: Annotated[str, typer.Option(help="Video frame size the engine is for (WxH).")] = "1920x1080",
+    input_size: Annotated[
+        str | None, typer.Option(help="Network input size (WxH) instead of --size (the rebuild commands use it).")
+    ] = None,
+    directory: EngineDirOpt = None,
+) -> None:
+    """Build a TensorRT engine ahead of time (the first video run would otherwise build it)."""
+    from streamcolor.engines.cache import default_dir
+    from streamcolor.engines.tensorrt_engine import build_engine, engine_spec
+    from streamcolor.model import load_card
+
+    try:
+        card = load_card(model)
+        hw = _size(input_size, "--input-size") if input_size else card.input_size(*_size(size, "--size"))
+        spec = engine_spec(card, hw, batch, precision.value)
+        path = build_engine(card, spec, directory or default_dir(), log=lambda m: _err(m))
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    typer.echo(str(path))
+
+
+@engines_app.command("list")
+def engines_list(directory: EngineDirOpt = None) -> None:
+    """Show the cached engines and whether each still matches its model file."""
+    from streamcolor.engines.cache import default_dir, list_engines, weights_sha256
+
+    folder = directory or default_dir()
+    rows = list_engines(folder)
+    typer.echo(f"engines in {folder}: {len(rows)}")
+    models = {p.stem: p for p in DEFAULT_MODEL.parent.glob("*.onnx")}
+    for plan, spec in rows:
+        if spec is None:
+            typer.echo(f"  {plan.name}  BROKEN (no valid .json beside it: delete and rebuild)")
+            continue
+        h, w = spec.input_hw
+        model = models.get(spec.model_name)
+        state = "ok"
+        if model is not None and weights_sha256(model) != spec.model_sha256:
+            state = "STALE (the model file changed: rebuild)"
+        typer.echo(
+            f"  {plan.name}  {spec.model_name} {w}x{h} batch<={spec.batch} {spec.precision} "
+            f"{spec.gpu} (sm {spec.compute_capability}) TensorRT {spec.trt_version}  {state}"
+        )
 
 
 @app.callback(invoke_without_command=True)

@@ -68,6 +68,7 @@ class LiveConfig:
     model: Path = DEFAULT_MODEL
     backend: str = "auto"
     threads: int | None = None
+    precision: str | None = None
     temporal: str = "causal"
     keyframe_interval: int = 2  # network on every 2nd frame, colour carried by the flow between
     encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))

@@ -82,6 +82,32 @@ def _y_plane(frame: av.VideoFrame) -> np.ndarray:
     return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
 
 
+def nvidia_driver_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+def nvdec_name(codec: str) -> str | None:
+    """FFmpeg's NVDEC decoder for codec ('h264' -> 'h264_cuvid'), when this PyAV has it."""
+    name = f"{codec}_cuvid"
+    return name if name in av.codecs_available else None
+
+
+def open_nvdec(stream: av.VideoStream) -> av.CodecContext | None:
+    """An NVDEC decoder for stream, or None (no driver, no such decoder, or it fails to open)."""
+    name = nvdec_name(stream.codec_context.name)
+    if name is None or not nvidia_driver_present():
+        return None
+    try:
+        ctx = av.CodecContext.create(name, "r")
+        src = stream.codec_context
+        ctx.extradata = src.extradata
+        ctx.width, ctx.height = src.width, src.height
+        ctx.open()
+    except (av.FFmpegError, ValueError):
+        return None
+    return ctx
+
+
 class VideoSource:
     """Opens a file or URL with PyAV. A context manager; iterate with items()."""
 
@@ -93,11 +119,14 @@ class VideoSource:
         options: dict[str, str] | None = None,
         timeout: tuple[float, float] | None = None,
         carry_streams: bool = True,
+        hw_decode: bool = False,
     ):
         """threads: frame-threaded decoding (throughput for files; it delays each frame, so
         live sources turn it off). fmt/options: FFmpeg input format and its options (a
         camera: fmt 'v4l2'). timeout: (open, read) seconds for network inputs.
-        carry_streams: also read the audio and subtitle streams (live mode does not)."""
+        carry_streams: also read the audio and subtitle streams (live mode does not).
+        hw_decode: decode on the GPU with NVDEC (h264_cuvid, hevc_cuvid...) when FFmpeg
+        has that decoder and an NVIDIA driver is present; CPU decoding otherwise."""
         self.path = str(path)
         device = fmt is not None  # a camera path is not checked like a file
         if not device and "://" not in self.path and not Path(self.path).exists():
@@ -149,6 +178,8 @@ class VideoSource:
             other_streams=carried,
         )
         self.decode_errors = 0
+        self.decoder = open_nvdec(self.stream) if hw_decode else None
+        self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
 
     def __enter__(self) -> VideoSource:
         return self
@@ -191,7 +222,7 @@ class VideoSource:
                     yield packet
                 continue
             try:
-                frames = packet.decode()
+                frames = self.decoder.decode(packet) if self.decoder is not None else packet.decode()
             except av.FFmpegError:
                 self.decode_errors += 1
                 continue
@@ -200,7 +231,7 @@ class VideoSource:
                 index += 1
 
     def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
-        if frame.format.name not in ("yuv420p", "yuvj420p"):
+        if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):  # nv12 (NVDEC): plane 0 is Y too
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.
             rng = 2 if self.info.full_range else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from media import make_video
 
 from benchmarks import temporal_quality, video_speed
@@ -100,3 +101,35 @@ def test_live_latency_tiny(tmp_path):
     assert run["frames_out"] > 10 and run["steady_frames"] > 0
     assert set(run["latency_ms"]["total"]) == {"p50_ms", "p99_ms", "max_ms"}
     assert json.loads(out.read_text())["runs"][0]["frames_in"] == run["frames_in"]
+
+
+def test_gpu_speed_tiny_on_cpu(tmp_path):
+    pytest.importorskip("torch", reason="the GPU benchmark needs torch")
+    pytest.importorskip("onnx", reason="the torch engine reads the ONNX graph with onnx")
+    from benchmarks import gpu_speed
+
+    clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=6, audio=False)
+    result = gpu_speed.main(
+        [
+            "--device",
+            "cpu",
+            "--repeats",
+            "2",
+            "--heights",
+            "64",
+            "--clip",
+            str(clip),
+            "--max-frames",
+            "6",
+            "--engines",
+            "torch_fp32_eager",
+            "torch_fp16_eager",
+            "--out",
+            str(tmp_path / "g.json"),
+        ]
+    )
+    rows = result["model_only"]["engines"]
+    assert rows["torch_fp32_eager"]["rel_error_vs_onnx_fp32"] < 1e-4
+    assert rows["torch_fp16_eager"]["rel_error_vs_onnx_fp32"] < 0.05
+    assert rows["torch_fp16_eager"]["batch8"]["fps"] > 0
+    assert result["end_to_end"][0]["frames"] == 6
