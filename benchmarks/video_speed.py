@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import av
@@ -24,10 +23,8 @@ import numpy as np
 
 from benchmarks.common import SHARED, save_result
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
-from streamcolor.memory import keep_frame_buffers
-from streamcolor.pipeline import Stage, StageTimes, timed
-from streamcolor.sink import EncodeOptions, VideoSink
-from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.bench import transcode_only
+from streamcolor.sink import EncodeOptions
 
 DEFAULT_CLIP = SHARED / "video" / "dog_720p_audio.mp4"
 
@@ -64,33 +61,6 @@ def make_gray_input(src: Path, dst: Path, height: int, max_frames: int = 0) -> P
         for p in v.encode():
             o.mux(p)
     return dst
-
-
-def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
-    """Decode + encode with the pipeline's own source, sink and decode thread; no model."""
-    keep_frame_buffers()  # same allocator settings as colorize_video
-    start = time.perf_counter()
-    times = StageTimes()
-    with VideoSource(src) as source:
-        info = source.info
-        neutral = None
-        sink = VideoSink(out, info, encode, warn=lambda m: None)
-        reencode = sink.plan_streams()
-        decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
-        try:
-            with sink:
-                for item in decoded:
-                    if isinstance(item, GrayFrame):
-                        if neutral is None:
-                            shape = ((info.height + 1) // 2, (info.width + 1) // 2)
-                            neutral = (np.full(shape, 128, np.uint8), np.full(shape, 128, np.uint8))
-                        item.chroma = neutral
-                    t = time.perf_counter()
-                    sink.write(item)
-                    times.encode += time.perf_counter() - t
-        finally:
-            decoded.close()
-    return sink.frames, time.perf_counter() - start, times
 
 
 def run(

@@ -340,6 +340,26 @@ def webcam(
     _live(spec, None, cfg, record, True, host, port, allow_remote, quiet)
 
 
+@app.command()
+def bench(
+    backend: BackendOpt = Backend.auto,
+    precision: PrecisionOpt = None,
+    threads: ThreadsOpt = 0,
+    frames: Annotated[int, typer.Option(help="Frames per size in the end-to-end runs.", min=8, max=1000)] = 48,
+) -> None:
+    """Measure speed on this machine in under a minute: model only, then end to end at 480p/720p/1080p."""
+    from streamcolor.bench import run_bench
+
+    try:
+        cfg = ColorizeConfig(
+            backend=backend.value, threads=threads or None, precision=precision.value if precision else None
+        )
+        run_bench(cfg, frames=frames, print_line=typer.echo)
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+
+
 engines_app = typer.Typer(help="Build and list cached TensorRT engines.", no_args_is_help=True)
 app.add_typer(engines_app, name="engines")
 EngineDirOpt = Annotated[

@@ -43,12 +43,30 @@ def test_model_speed_tiny(tmp_path):
     from benchmarks import model_speed
 
     r = model_speed.main(
-        ["--nets", "student", "resnet18_unet", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path / "m.json")]
+        [
+            "--nets",
+            "student",
+            "resnet18_unet",
+            "zhang2016",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--budget",
+            "0",
+            "--spinning",
+            "off",
+            "on",
+            "--out",
+            str(tmp_path / "m.json"),
+        ]
     )
     nets = r["nets"]
-    assert nets["student"]["batch1"]["runs"] >= 2 and nets["student"]["batch4"]["input"][0] == 4
-    assert nets["resnet18_unet"]["batch1"]["input"] == [1, 1, 256, 256]
-    assert nets["resnet18_unet"]["batch1"]["fps"] > 0
+    for tag in ("nospin", "spin"):
+        assert nets["student"][f"batch1_{tag}"]["runs"] >= 2 and nets["student"][f"batch4_{tag}"]["input"][0] == 4
+        assert nets["resnet18_unet"][f"batch1_{tag}"]["input"] == [1, 1, 256, 256]
+        assert nets["resnet18_unet"][f"batch1_{tag}"]["fps"] > 0
+        assert nets["student_speedup_vs_zhang2016"][tag]["batch1"] > 1
 
 
 def test_published_nets_have_their_published_shapes():
@@ -133,3 +151,30 @@ def test_gpu_speed_tiny_on_cpu(tmp_path):
     assert rows["torch_fp16_eager"]["rel_error_vs_onnx_fp32"] < 0.05
     assert rows["torch_fp16_eager"]["batch8"]["fps"] > 0
     assert result["end_to_end"][0]["frames"] == 6
+
+
+def test_fusion_network_has_inception_resnet_v2_inside():
+    from benchmarks.published_nets import PUBLISHED
+
+    build, (h, w), _ = PUBLISHED["fusion_irv2"]
+    m = build()
+    params = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
+    assert 55e6 < params < 70e6  # Inception-ResNet-v2 alone has 55.8 M parameters
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("Conv") > 240 and "Expand" in ops and "AveragePool" in ops
+
+
+def test_report_writes_tables_and_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
+    from benchmarks import report
+    from benchmarks.common import RESULTS
+
+    out = tmp_path / "README.md"
+    report.main(["--results", str(RESULTS), "--out", str(out)])
+    text = out.read_text()
+    assert "| student: streamcolor default" in text and "transcode-only" in text
+    png = tmp_path / "results" / "fps_vs_resolution.png"
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 300 and img.std() > 10  # a drawn chart, not a blank

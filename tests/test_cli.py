@@ -120,3 +120,12 @@ def test_real_subprocess_not_a_video(tmp_path):
     )
     assert r.returncode == 1
     assert r.stderr.startswith("streamcolor: cannot open") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_prints_model_and_end_to_end_rows():
+    result = runner.invoke(app, ["bench", "--frames", "8", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "backend onnx" in out and "model only" in out
+    for size in ("854x480", "1280x720", "1920x1080"):
+        assert size in out

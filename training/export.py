@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
     a = ap.parse_args(argv)
     model, ck = load_student(a.ckpt, a.temperature)
+    model.fold_head()
     fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
     diff = export(model, a.out, fixed)
     card = {
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         "format": "streamcolor-model-card/1",
         "architecture": f"StudentUNet width {ck['width']} depth {model.depth} (training/student.py): strided U-Net, "
         f"{sum(p.numel() for p in model.parameters())} parameters, {ck['bins'].shape[0]}-way a*b* "
-        f"classification with annealed mean T={a.temperature} inside the graph",
+        f"classification with annealed mean T={a.temperature} inside the graph (the softmax's shift and 1/T "
+        "folded into the head convolution; the runtime flushes denormals to zero)",
         "input": {
             "name": "l",
             "short_side": a.short_side,

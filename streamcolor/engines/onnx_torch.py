@@ -34,8 +34,8 @@ def _const(t) -> torch.Tensor:
 
 
 def _conv(env, ins, a, transpose=False):
-    x, w = env[ins[0]], env[ins[1]]
-    b = env[ins[2]] if len(ins) > 2 and ins[2] else None
+    x, w = env[ins[0]], env[ins[1]].to(env[ins[0]].dtype)
+    b = env[ins[2]].to(x.dtype) if len(ins) > 2 and ins[2] else None
     pads = a.get("pads", [0, 0, 0, 0])
     if pads[0] != pads[2] or pads[1] != pads[3]:
         x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]))
@@ -78,6 +78,15 @@ def _slice(env, ins, a):
     return x[tuple(idx)]
 
 
+def _clip(env, ins, a):
+    x = env[ins[0]]
+    lo = env[ins[1]] if len(ins) > 1 and ins[1] else a.get("min")
+    hi = env[ins[2]] if len(ins) > 2 and ins[2] else a.get("max")
+    lo = float(lo[0] if isinstance(lo, list) else lo) if lo is not None else None
+    hi = float(hi[0] if isinstance(hi, list) else hi) if hi is not None else None
+    return torch.clamp(x, min=lo, max=hi)
+
+
 def _reduce(fn):
     def op(env, ins, a):
         x = env[ins[0]]
@@ -92,7 +101,7 @@ def _amax(x, dim, keepdim):
     return torch.amax(x, dim=dim, keepdim=keepdim)
 
 
-_SHAPE_ARGS = {"Resize", "Slice", "ReduceMax", "ReduceSum", "ReduceMean"}
+_SHAPE_ARGS = {"Resize", "Slice", "ReduceMax", "ReduceSum", "ReduceMean", "Clip"}
 
 OPS = {
     "Conv": lambda env, ins, a: _conv(env, ins, a),
@@ -102,6 +111,7 @@ OPS = {
     "Sigmoid": lambda env, ins, a: torch.sigmoid(env[ins[0]]),
     "Tanh": lambda env, ins, a: torch.tanh(env[ins[0]]),
     "Exp": lambda env, ins, a: torch.exp(env[ins[0]]),
+    "Clip": lambda env, ins, a: _clip(env, ins, a),
     "Add": lambda env, ins, a: env[ins[0]] + env[ins[1]],
     "Sub": lambda env, ins, a: env[ins[0]] - env[ins[1]],
     "Mul": lambda env, ins, a: env[ins[0]] * env[ins[1]],
@@ -162,10 +172,35 @@ class OnnxModule(torch.nn.Module):
                 self.register_buffer(f"c{i}", t if t.is_floating_point() else t.float())
                 self.buffers_by_name[name] = f"c{i}"
 
+        self.fp32_from = fp32_tail_start([(op, ins, out) for op, ins, out, _ in self.nodes])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict = {self.input_name: x, **self.lists}
         for name, buf in self.buffers_by_name.items():
             env[name] = getattr(self, buf)
-        for op, ins, out, a in self.nodes:
+        for i, (op, ins, out, a) in enumerate(self.nodes):
+            if i >= self.fp32_from:  # the softmax tail in FP32, whatever the module's dtype
+                for k in ins:
+                    v = env.get(k)
+                    if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
+                        env[k] = v.float()
             env[out] = OPS[op](env, ins, a)
-        return env[self.output_name]
+        return env[self.output_name].float()
+
+
+def fp32_tail_start(nodes: list[tuple[str, list[str], str]]) -> int:
+    """Index of the first node to run in FP32 in a reduced-precision engine: the logits
+    convolution that feeds the first Exp (the annealed mean's softmax: its exponent spans
+    about -75..5, beyond FP16's range once exponentiated and too coarse before). len(nodes)
+    when there is no Exp."""
+    producer = {out: i for i, (_, _, out) in enumerate(nodes)}
+    first_exp = next((i for i, (op, _, _) in enumerate(nodes) if op == "Exp"), None)
+    if first_exp is None:
+        return len(nodes)
+    i = first_exp
+    while nodes[i][0] != "Conv":  # walk back through the elementwise ops (Clip...) to the Conv
+        src = [producer[k] for k in nodes[i][1] if k in producer]
+        if not src:
+            return first_exp
+        i = src[0]
+    return i

@@ -59,6 +59,27 @@ def engine_spec(card: ModelCard, input_hw: tuple[int, int], batch: int, precisio
     )
 
 
+def keep_tail_fp32(network, trt) -> int:
+    """Ask for FP32 from the logits convolution feeding the first Exp (a UNARY layer) to
+    the output, as the PyTorch engine does (onnx_torch.fp32_tail_start): the annealed
+    mean's exponent spans about -75..5. Returns the number of layers constrained."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    first_unary = next((i for i, layer in enumerate(layers) if layer.type == trt.LayerType.UNARY), None)
+    if first_unary is None:
+        return 0
+    convs = [i for i in range(first_unary) if layers[i].type == trt.LayerType.CONVOLUTION]
+    start = convs[-1] if convs else first_unary
+    count = 0
+    for layer in layers[start:]:
+        outs = [layer.get_output(k) for k in range(layer.num_outputs)]
+        if all(o.dtype in (trt.float32, trt.float16) for o in outs):
+            layer.precision = trt.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, trt.float32)
+            count += 1
+    return count
+
+
 def build_engine(card: ModelCard, spec: EngineSpec, directory: Path, log: Callable[[str], None] = print) -> Path:
     """Build spec's engine from card's ONNX file and store it (plus the timing cache) in directory."""
     trt = import_tensorrt()
@@ -72,6 +93,8 @@ def build_engine(card: ModelCard, spec: EngineSpec, directory: Path, log: Callab
     config = builder.create_builder_config()
     if spec.precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+        if keep_tail_fp32(network, trt):
+            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
     h, w = spec.input_hw
     name = network.get_input(0).name
     profile = builder.create_optimization_profile()

@@ -57,8 +57,10 @@ class TorchEngine:
             raise ConfigError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise NotAvailableError("backend 'torch' needs an NVIDIA GPU with CUDA (none found); use --backend onnx")
-        if threads and device == "cpu":
-            torch.set_num_threads(threads)
+        if device == "cpu":
+            if threads:
+                torch.set_num_threads(threads)
+            torch.set_flush_denormal(True)  # as ONNX Runtime's session (backends.py): denormals are slow on x86
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
