@@ -30,9 +30,14 @@ def load_student(ckpt: Path, temperature: float) -> tuple[StudentUNet, dict]:
     return m.eval(), c
 
 
-def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: int = 17) -> float:
-    """Write the ONNX file; return the max |a*b*| difference between onnxruntime and PyTorch."""
-    h, w = fixed or (192, 352)
+def export(
+    model: torch.nn.Module, out: Path, fixed: tuple[int, int] | None, opset: int = 17, multiple: int = 32
+) -> float:
+    """Write the ONNX file; return the max |output| difference between onnxruntime and PyTorch
+    (checked at the export size and, for a dynamic graph, two more sizes and batch 2)."""
+    m = multiple
+    sizes = [(192, 352), (224, 416), (160, 160)] if m <= 32 else [(m, 2 * m), (2 * m, 2 * m), (m, m)]
+    h, w = fixed or sizes[0]
     x = torch.randn(1, 1, h, w)
     dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +46,8 @@ def export(model: StudentUNet, out: Path, fixed: tuple[int, int] | None, opset: 
     )
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0
-    for shape in [(1, 1, h, w)] + ([] if fixed else [(2, 1, 224, 416), (1, 1, 160, 160)]):
+    others = [(2, 1, *sizes[1]), (1, 1, *sizes[2])]
+    for shape in [(1, 1, h, w)] + ([] if fixed else others):
         xt = torch.rand(*shape) * 2 - 1
         with torch.no_grad():
             ref = model(xt).numpy()
@@ -59,9 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
     a = ap.parse_args(argv)
+    fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
+    if torch.load(a.ckpt, map_location="cpu", weights_only=False).get("kind") == "teacher":
+        export_teacher(a.ckpt, a.out, fixed, a.card_extra)
+        return
     model, ck = load_student(a.ckpt, a.temperature)
     model.fold_head()
-    fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
     diff = export(model, a.out, fixed)
     card = {
         "name": a.out.stem,
@@ -94,6 +103,41 @@ def main(argv: list[str] | None = None) -> None:
         card.update(json.loads(a.card_extra.read_text()))
     a.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.2f} MB), max |diff| vs torch {diff:.2e}")
+
+
+def export_teacher(ckpt: Path, out: Path, fixed: tuple[int, int] | None, card_extra: Path | None = None) -> None:
+    """A train_teacher checkpoint -> ONNX (full-resolution a*b*, stride 1) + its card, runnable
+    by `streamcolor video/image --model OUT`."""
+    from training.teachers import AB_SCALE, load_teacher
+
+    c = torch.load(ckpt, map_location="cpu", weights_only=False)
+    gen = load_teacher(ckpt, log=lambda m: None)
+    multiple = getattr(gen, "multiple", 8)
+    diff = export(gen, out, fixed, multiple=multiple)
+    params = sum(p.numel() for p in gen.parameters())
+    card = {
+        "name": out.stem,
+        "format": "streamcolor-model-card/1",
+        "architecture": f"teacher {c['teacher']} {c.get('model_options', {})} (training/teachers.py), "
+        f"{params} parameters",
+        "input": {
+            "name": "l",
+            "short_side": max(multiple, c.get("crop", 256) // multiple * multiple),
+            "multiple": multiple,
+            "fixed_size": list(fixed) if fixed else None,
+            "l_offset": 50.0,
+            "l_scale": 50.0,
+            "comment": "x = (L* - l_offset) / l_scale, L* in [0, 100]",
+        },
+        "output": {"name": "ab", "stride": 1, "ab_scale": AB_SCALE, "comment": "a*b* = y * ab_scale, CIE units"},
+        "training": {"steps": c["step"], "seconds": round(c["seconds"]), "config": c["config"]},
+        "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff, "date": datetime.date.today().isoformat()},
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+    }
+    if card_extra:
+        card.update(json.loads(card_extra.read_text()))
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), max |diff| vs torch {diff:.2e}")
 
 
 if __name__ == "__main__":

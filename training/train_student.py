@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from training.data import is_validation, rgb_to_lab_torch
 from training.pack import load_pack
 from training.student import StudentUNet, ab_bins
+from training.teachers import load_teacher, teacher_ab
 
 
 def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument(
+        "--teacher", type=Path, help="distil: a train_teacher checkpoint whose a*b* the student also learns"
+    )
+    ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets (1 - it: ground truth)")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -133,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.limit:
         imgs_np, names = imgs_np[: a.limit], names[: a.limit]
     val_mask = np.array([is_validation(n) for n in names])
+    if not val_mask.any():  # tiny sets: keep one image aside rather than none
+        val_mask[-1] = True
     imgs = torch.from_numpy(imgs_np[~val_mask]).to(dev)
     val = torch.from_numpy(imgs_np[val_mask]).to(dev)
     print(f"data: {len(imgs)} train, {len(val)} val, loaded in {time.time() - t0:.1f}s on {dev}", flush=True)
@@ -148,6 +155,18 @@ def main(argv: list[str] | None = None) -> None:
         bins = full[keep]
         prior = prior[keep] / prior[keep].sum()
     print(f"a*b* bins in use: {bins.shape[0]} of {full.shape[0]}", flush=True)
+
+    teacher = load_teacher(a.teacher, dev) if a.teacher else None
+    if teacher is not None and not 0.0 <= a.distill <= 1.0:
+        raise SystemExit(f"--distill must be in [0, 1], got {a.distill}")
+
+    def targets(x: torch.Tensor, ab: torch.Tensor):
+        """Soft targets from the ground truth, mixed with the teacher's when distilling."""
+        t, nearest = soft_targets(ab, bins)
+        if teacher is None:
+            return t, nearest
+        t_teacher, _ = soft_targets(F.avg_pool2d(teacher_ab(teacher, x), 4), bins)
+        return (1 - a.distill) * t + a.distill * t_teacher, nearest
 
     variants = parse_variants(a.variants)
     models, opts, weights = [], [], []
@@ -185,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
             x, ab = batch_lab(imgs, a.batch, a.crop, gen)
-            target, nearest = soft_targets(ab, bins)
+            target, nearest = targets(x, ab)
         x = x.contiguous(memory_format=torch.channels_last)
         for i, (m, opt, w) in enumerate(zip(models, opts, weights)):
             for g in opt.param_groups:
@@ -222,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
         "val_images": len(val),
         "bins": int(bins.shape[0]),
         "torch": torch.__version__,
+        "distilled_from": str(a.teacher) if a.teacher else None,
+        "distill_weight": a.distill if a.teacher else 0.0,
         "val_history": history,
         "variants": {},
     }
@@ -250,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": elapsed,
                 "batch": a.batch,
                 "crop": a.crop,
+                "distilled_from": str(a.teacher) if a.teacher else None,
+                "distill_weight": a.distill if a.teacher else 0.0,
             },
             a.out / f"student_{v['name']}.pt",
         )
