@@ -172,6 +172,12 @@ class VideoSink:
             options = HLS_OPTIONS if self.format == "hls" else {}
             self.container = av.open(target, "w", format=self.format, options=options)
         except av.FFmpegError as e:
+            if isinstance(e, av.error.ProtocolNotFoundError):
+                scheme = str(self.out).split("://", 1)[0]
+                raise OutputError(
+                    f"this FFmpeg (PyAV's) has no {scheme}:// protocol; PyAV's wheels come without libsrt: "
+                    "use udp:// or rtmp://, or a PyAV built against an FFmpeg with it"
+                ) from None
             raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
         if not _holds(self.container, encoder) and not _holds(self.container, opts.codec):
             raise ConfigError(f"codec {opts.codec} cannot go into {self.format} outputs; try .mkv")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 
 from benchmarks.live_latency import free_udp_port, send_mpegts
 from streamcolor.cli import app
-from streamcolor.errors import ConfigError, InputError
+from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.live import DropQueue, LiveConfig, LiveControls, SourceSpec, camera_spec, run_live
 from streamcolor.preview import PreviewServer
 
@@ -329,3 +330,43 @@ def test_ctrl_c_stops_cleanly_with_latency_table(tmp_path):
     assert "Traceback" not in err
     video = read_video(rec)  # the recording was finished, not cut off
     assert 10 < len(video["times"]) < 250
+
+
+RTMP_RECEIVER = """
+import sys, av
+n, chroma = 0, 0.0
+try:
+    with av.open(sys.argv[1], options={"listen": "1"}, timeout=(30, 3)) as c:
+        for f in c.decode(video=0):
+            rgb = f.to_ndarray(format="rgb24").astype(float)
+            chroma += abs(rgb - rgb.mean(2, keepdims=True)).mean()
+            n += 1
+except av.FFmpegError:
+    pass  # the sender closed the connection
+print(n, chroma / max(n, 1))
+"""
+
+
+def test_rtmp_output_reaches_a_listening_server(tmp_path, colorizer):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"rtmp://127.0.0.1:{port}/live/test"
+    # the receiver is FFmpeg's own one-client RTMP server, in another process (its accept holds the GIL)
+    rx = subprocess.Popen([sys.executable, "-c", RTMP_RECEIVER, url], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    clip = make_video(tmp_path / "in.mp4", width=160, height=120, frames=40, audio=False)
+    s = run_live(SourceSpec(str(clip), realtime=True), url, FAST, colorizer=colorizer, warn=lambda m: None)
+    n, chroma = rx.communicate(timeout=30)[0].split()
+    assert s.frames_out > 20 and int(n) >= s.frames_out - 2
+    assert float(chroma) > 3.0
+
+
+def test_srt_without_libsrt_is_one_clear_line(tmp_path, colorizer):
+    clip = make_video(tmp_path / "in.mp4", width=96, height=64, frames=5, audio=False)
+    try:
+        run_live(SourceSpec(str(clip)), "srt://127.0.0.1:9", FAST, colorizer=colorizer, warn=lambda m: None)
+    except OutputError as e:
+        assert "srt" in str(e) and "\n" not in str(e)
+    else:
+        pytest.skip("this PyAV's FFmpeg has SRT (and nothing listens: it may still have connected)")
