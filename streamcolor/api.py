@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,10 +108,11 @@ def colorize_video(
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
-    gpu = hasattr(colorizer.engine, "run_tensor")
+    gpu = hasattr(colorizer.engine, "run_tensor")  # a GPU engine: NVDEC/NVENC where the GPU has them
     with VideoSource(src, hw_decode=gpu) as source:
         info = source.info
-        sink = VideoSink(out, info, cfg.encode, warn=warn)
+        encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
+        sink = VideoSink(out, info, encode, warn=warn)
         reencode = sink.plan_streams()
 
         def decode(_):

@@ -7,10 +7,12 @@ or Ctrl-C the partial file is deleted, so a file at OUT is always a finished one
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -36,6 +38,7 @@ class EncodeOptions:
     preset: str = "veryfast"
     tune: str = ""  # x264/x265 tune; live outputs use 'zerolatency' (no look-ahead, no B-frames)
     gop: int = 0  # frames between key frames; 0 = the encoder's default
+    hw_encode: bool = False  # NVENC for h264/hevc where the GPU has one (H100/A100 do not: libx264/265)
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -56,6 +59,38 @@ HLS_OPTIONS = {"hls_time": "1", "hls_list_size": "6", "hls_flags": "delete_segme
 
 def is_url(target: str | os.PathLike) -> bool:
     return "://" in str(target)
+
+
+def encoder_options(opts: EncodeOptions, encoder: str) -> dict[str, str]:
+    """FFmpeg options for the video encoder: the codec's own (CODECS), quality and speed."""
+    if encoder.endswith("_nvenc"):  # NVENC: constant quality at the CRF's value, low-latency tuning live
+        options = {"preset": "p4", "rc": "vbr", "cq": str(opts.crf), "b": "0"}
+        if opts.tune == "zerolatency":
+            options["tune"] = "ll"
+        return options
+    options = dict(CODECS[opts.codec][2])
+    if opts.codec in ("h264", "hevc"):
+        options.update(crf=str(opts.crf), preset=opts.preset)
+        if opts.tune:
+            options["tune"] = opts.tune
+    return options
+
+
+@functools.cache
+def nvenc_works(name: str, width: int, height: int) -> bool:
+    """Whether FFmpeg's NVENC encoder `name` opens here (a driver and an NVENC unit)."""
+    from streamcolor.source import nvidia_driver_present
+
+    if name not in av.codecs_available or not nvidia_driver_present():
+        return False
+    try:
+        ctx = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.open()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def partial_path(out: Path) -> Path:
@@ -166,11 +201,11 @@ class VideoSink:
 
     def _open(self, first: GrayFrame) -> None:
         info, opts = self.info, self.opts
-        encoder, pix_fmt, options = CODECS[opts.codec]
+        encoder, pix_fmt, _ = CODECS[opts.codec]
         target = str(self.out) if self.live else str(self.tmp)
         try:
-            options = HLS_OPTIONS if self.format == "hls" else {}
-            self.container = av.open(target, "w", format=self.format, options=options)
+            container_options = HLS_OPTIONS if self.format == "hls" else {}
+            self.container = av.open(target, "w", format=self.format, options=container_options)
         except av.FFmpegError as e:
             if isinstance(e, av.error.ProtocolNotFoundError):
                 scheme = str(self.out).split("://", 1)[0]
@@ -188,6 +223,10 @@ class VideoSink:
             self.warn(f"odd frame size {info.width}x{info.height}: encoding {opts.codec} 4:4:4 to keep it exact")
         if not hasattr(self, "_plan"):
             self.plan_streams()
+        nvenc = f"{opts.codec}_nvenc"
+        use_nvenc = opts.hw_encode and opts.codec in ("h264", "hevc") and not odd
+        if use_nvenc and nvenc_works(nvenc, info.width, info.height):
+            encoder = nvenc
         v = self.container.add_stream(encoder, rate=info.average_rate or 25)
         v.width, v.height, v.pix_fmt = info.width, info.height, pix_fmt
         v.time_base = info.time_base
@@ -197,10 +236,7 @@ class VideoSink:
         cc.colorspace = info.colorspace
         cc.color_primaries = info.color_primaries
         cc.color_trc = info.color_trc
-        if opts.codec in ("h264", "hevc"):
-            options = {**options, "crf": str(opts.crf), "preset": opts.preset}
-            if opts.tune:
-                options["tune"] = opts.tune
+        options = encoder_options(opts, encoder)
         if opts.gop:
             cc.gop_size = opts.gop
         v.options = options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from media import make_audio_only, make_video, read_video
@@ -97,8 +98,24 @@ def test_archival_codecs(codec, suffix, vfr_clip, tmp_path, colorizer):
     colorize_video(vfr_clip, out, cfg, colorizer=colorizer)
     dst = read_video(out)
     assert dst["codec"] == {"ffv1": "ffv1", "prores": "prores", "hevc": "hevc"}[codec]
+    if codec == "prores":
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_context.profile == "HQ"
     assert len(dst["times"]) == 15
     assert len(dst["audio_packets"]) == len(read_video(vfr_clip)["audio_packets"])
+
+
+def test_encoder_options_per_codec():
+    from streamcolor.sink import encoder_options
+
+    assert encoder_options(EncodeOptions(codec="ffv1"), "ffv1") == {"level": "3", "slices": "4", "slicecrc": "1"}
+    assert encoder_options(EncodeOptions(codec="prores"), "prores_ks") == {"profile": "3"}
+    hevc = encoder_options(EncodeOptions(codec="hevc", crf=20), "libx265")
+    assert hevc == {"x265-params": "log-level=error", "crf": "20", "preset": "veryfast"}
+    live = encoder_options(EncodeOptions(crf=23, tune="zerolatency"), "libx264")
+    assert live == {"crf": "23", "preset": "veryfast", "tune": "zerolatency"}
+    nv = encoder_options(EncodeOptions(crf=23, tune="zerolatency", hw_encode=True), "h264_nvenc")
+    assert nv["cq"] == "23" and nv["tune"] == "ll" and "crf" not in nv
 
 
 def test_audio_reencoded_when_container_cannot_hold_it(tmp_path, colorizer):
