@@ -73,32 +73,32 @@ def model_table(m: dict) -> list[str]:
 
 
 def video_table(v: dict) -> list[str]:
-    head = [
-        "size",
-        "streamcolor fps",
-        "transcode-only fps",
-        "ratio",
-        "decode",
-        "model",
-        "temporal",
-        "upsample",
-        "encode",
-    ]
+    head = ["clip", "size", "streamcolor fps", "transcode-only fps", "ratio"]
+    head += ["decode", "model", "temporal", "upsample", "encode"]
     lines = [_row(head), _row(["---"] * len(head))]
     for r in v["runs"]:
         st = r["stage_ms_per_frame"]
-        lines.append(
-            _row(
-                [
-                    f"{r['size'][0]}×{r['size'][1]}",
-                    r["streamcolor_fps"],
-                    r["transcode_only_fps"],
-                    r["ratio_to_transcode"],
-                ]
-                + [st[k] for k in ("decode", "model", "temporal", "upsample", "encode")]
-            )
-        )
+        size = f"{r['size'][0]}×{r['size'][1]}"
+        cells = [r["clip"], size, r["streamcolor_fps"], r["transcode_only_fps"], r["ratio_to_transcode"]]
+        lines.append(_row(cells + [st[k] for k in ("decode", "model", "temporal", "upsample", "encode")]))
     return lines
+
+
+def by_height(v: dict) -> list[dict]:
+    """Median over clips of each height's fps: one point per resolution for the plot."""
+    import statistics
+
+    out = []
+    for h in sorted({r["size"][1] for r in v["runs"]}):
+        rows = [r for r in v["runs"] if r["size"][1] == h]
+        out.append(
+            {
+                "size": rows[0]["size"],
+                "streamcolor_fps": statistics.median(r["streamcolor_fps"] for r in rows),
+                "transcode_only_fps": statistics.median(r["transcode_only_fps"] for r in rows),
+            }
+        )
+    return out
 
 
 def plot(video: dict, model: dict | None, out: Path) -> Path:
@@ -107,11 +107,13 @@ def plot(video: dict, model: dict | None, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = sorted(video["runs"], key=lambda r: r["size"][1])
+    runs = by_height(video)  # median over the clips at each height
     heights = [r["size"][1] for r in runs]
     fig, ax = plt.subplots(figsize=(10.5, 5), dpi=110)
     ax.plot(heights, [r["transcode_only_fps"] for r in runs], "k--o", label="transcode only (the floor), measured")
-    ax.plot(heights, [r["streamcolor_fps"] for r in runs], "-o", lw=2.5, label="streamcolor, measured")
+    ax.plot(
+        heights, [r["streamcolor_fps"] for r in runs], "-o", lw=2.5, label="streamcolor, measured (median of clips)"
+    )
     if model:
         for name, v in model["nets"].items():
             if name.startswith("student") or not isinstance(v, dict) or "batch1_nospin" not in v:
@@ -179,9 +181,9 @@ def write_readme(results: Path, out: Path, plot_path: Path | None) -> str:
         md += [
             "## End to end: `streamcolor video` beside transcode-only",
             "",
-            f"{vm['cpu']}, {vm['cores']} cores, {vm['date'][:10]}; clip `{video['runs'][0]['clip']}` turned gray "
-            f"and scaled, H.264 veryfast crf 18 both ways, median of {video['runs'][0]['repeats']} alternating "
-            "runs. Stage columns: ms of each stage's own work per frame (stages overlap in threads).",
+            f"{vm['cpu']}, {vm['cores']} cores, {vm['date'][:10]}; each clip turned gray and scaled, H.264 "
+            f"veryfast crf 18 both ways, median of {video['runs'][0]['repeats']} alternating runs. Stage "
+            "columns: ms of each stage's own work per frame (stages overlap in threads).",
             "",
             *video_table(video),
             "",

@@ -2,6 +2,7 @@
 
     python -m benchmarks.video_speed                       # 854x480 from the shared clips
     python -m benchmarks.video_speed --height 720 --repeats 3
+    python -m benchmarks.video_speed --clip ../shared/data/video/{dog_720p_audio,cups_720p_audio,juggle_720p}.mp4
 
 The input is a shared colour clip turned gray and scaled (854x480 by default), encoded
 H.264. Both passes use the same decoder, the same threads and the same libx264 settings;
@@ -108,7 +109,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--clip", type=Path, nargs="+", default=[DEFAULT_CLIP], help="one or more colour clips")
     ap.add_argument("--height", type=int, nargs="+", default=[480])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-frames", type=int, default=0)
@@ -120,14 +121,16 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [
-            run(a.clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp), a.backend, a.precision)
+            run(clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp), a.backend, a.precision)
+            for clip in a.clip
             for h in a.height
         ]
     result = {"runs": rows}
     out = save_result("video_speed", result, a.out)
     for r in rows:
         print(
-            f"{r['size'][0]}x{r['size'][1]} {r['frames']} frames: streamcolor {r['streamcolor_fps']:.1f} fps, "
+            f"{r['clip']} {r['size'][0]}x{r['size'][1]} {r['frames']} frames: "
+            f"streamcolor {r['streamcolor_fps']:.1f} fps, "
             f"transcode-only {r['transcode_only_fps']:.1f} fps, ratio {r['ratio_to_transcode']:.3f}; "
             f"stage ms/frame {r['stage_ms_per_frame']}"
         )
