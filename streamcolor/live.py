@@ -2,8 +2,8 @@
 
 Three threads with at most one frame in work per stage:
 
-    capture (demux + decode, no frame threading) --queue of 2--> colorize (batch 1, causal
-    filter) --queue of 2--> output (encode to OUT and --record, publish to the preview)
+    capture (demux + decode, no frame threading) --queue of 1--> colorize (batch 1, causal
+    filter) --queue of 1--> output (encode to OUT and --record, publish to the preview)
 
 A live source never waits for us: when a stage falls behind, the oldest waiting frame is
 dropped and counted instead of building a backlog (delay would grow without bound). A
@@ -393,8 +393,8 @@ def run_live(
     blank = np.zeros((info.height, info.width), np.uint8)
     ab_blank = colorizer.predict([colorizer.network_input(blank, info.full_range)])[0]
     colorizer.chroma_planes(blank, ab_blank, chroma_shape, info.full_range, info.matrix)
-    decoded = DropQueue(2, drop_oldest=spec.live)
-    colored = DropQueue(2, drop_oldest=spec.live)
+    decoded = DropQueue(1, drop_oldest=spec.live)  # latency mode: one frame waits per stage, at most
+    colored = DropQueue(1, drop_oldest=spec.live)
     stats = LatencyStats()
 
     def capture_loop() -> None:
