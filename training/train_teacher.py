@@ -255,64 +255,74 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
     epoch = 0
     window = {"images": 0, "time": time.perf_counter(), "sums": {}}
     log_file = (out / "log.jsonl").open("a") if dist.main else None
-    while step < t["steps"]:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        train_set.epoch = epoch
-        loader = torch.utils.data.DataLoader(train_set, sampler=sampler, shuffle=sampler is None, **loader_kw)
-        for lum, ab in loader:
-            if step >= t["steps"]:
-                break
-            t0 = time.perf_counter()
-            lum, ab = lum.to(dist.device, non_blocking=True), ab.to(dist.device, non_blocking=True)
-            fake = g_model(lum)
-            losses = {}
-            if use_gan:
-                opt_d.zero_grad(set_to_none=True)
-                loss_d = 0.5 * (gan_loss(d_model(lum, ab), True) + gan_loss(d_model(lum, fake.detach()), False))
-                loss_d.backward()
-                opt_d.step()
-                losses["d"] = loss_d.item()
-            opt_g.zero_grad(set_to_none=True)
-            l1 = F.l1_loss(fake, ab)
-            loss_g = lc["l1"] * l1
-            losses["l1_ab"] = l1.item() * AB_SCALE  # CIE a*b* units
-            if lc["l2"]:
-                l2 = F.mse_loss(fake, ab)
-                loss_g = loss_g + lc["l2"] * l2
-                losses["l2"] = l2.item()
-            if use_gan:
-                adv = gan_loss(d_model(lum, fake), True)
-                loss_g = loss_g + adv
-                losses["g_adv"] = adv.item()
-            if perceptual is not None:
-                perc = perceptual(to_rgb(lum, fake), to_rgb(lum, ab))
-                loss_g = loss_g + lc["perceptual"] * perc
-                losses["perceptual"] = perc.item()
-            loss_g.backward()
-            opt_g.step()
-            losses["g"] = loss_g.item()
-            step += 1
-            seconds += time.perf_counter() - t0
-            window["images"] += lum.shape[0] * dist.world
-            for k, v in losses.items():
-                window["sums"][k] = window["sums"].get(k, 0.0) + v
-            if step % t["log_every"] == 0 or step == t["steps"]:
-                n = t["log_every"] if step % t["log_every"] == 0 else step % t["log_every"]
-                elapsed = time.perf_counter() - window["time"]
-                record = {"step": step, **{k: round(v / n, 5) for k, v in window["sums"].items()}}
-                record["images_per_s"] = round(window["images"] / max(elapsed, 1e-9), 1)
-                record["train_seconds"] = round(seconds, 1)
-                if step % t["ckpt_every"] == 0 or step == t["steps"]:
-                    record["val_l1_ab"] = round(validate(), 4)
-                if dist.main:
-                    say(" ".join(f"{k} {v}" for k, v in record.items()))
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
-                window = {"images": 0, "time": time.perf_counter(), "sums": {}}
-            if step % t["ckpt_every"] == 0:
-                checkpoint()
-        epoch += 1
+
+    def run_epochs() -> None:
+        nonlocal step, seconds, record, epoch, window
+        while step < t["steps"]:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            train_set.epoch = epoch
+            loader = torch.utils.data.DataLoader(train_set, sampler=sampler, shuffle=sampler is None, **loader_kw)
+            for lum, ab in loader:
+                if step >= t["steps"]:
+                    break
+                t0 = time.perf_counter()
+                lum, ab = lum.to(dist.device, non_blocking=True), ab.to(dist.device, non_blocking=True)
+                fake = g_model(lum)
+                losses = {}
+                if use_gan:
+                    opt_d.zero_grad(set_to_none=True)
+                    loss_d = 0.5 * (gan_loss(d_model(lum, ab), True) + gan_loss(d_model(lum, fake.detach()), False))
+                    loss_d.backward()
+                    opt_d.step()
+                    losses["d"] = loss_d.item()
+                opt_g.zero_grad(set_to_none=True)
+                l1 = F.l1_loss(fake, ab)
+                loss_g = lc["l1"] * l1
+                losses["l1_ab"] = l1.item() * AB_SCALE  # CIE a*b* units
+                if lc["l2"]:
+                    l2 = F.mse_loss(fake, ab)
+                    loss_g = loss_g + lc["l2"] * l2
+                    losses["l2"] = l2.item()
+                if use_gan:
+                    adv = gan_loss(d_model(lum, fake), True)
+                    loss_g = loss_g + adv
+                    losses["g_adv"] = adv.item()
+                if perceptual is not None:
+                    perc = perceptual(to_rgb(lum, fake), to_rgb(lum, ab))
+                    loss_g = loss_g + lc["perceptual"] * perc
+                    losses["perceptual"] = perc.item()
+                loss_g.backward()
+                opt_g.step()
+                losses["g"] = loss_g.item()
+                step += 1
+                seconds += time.perf_counter() - t0
+                window["images"] += lum.shape[0] * dist.world
+                for k, v in losses.items():
+                    window["sums"][k] = window["sums"].get(k, 0.0) + v
+                if step % t["log_every"] == 0 or step == t["steps"]:
+                    n = t["log_every"] if step % t["log_every"] == 0 else step % t["log_every"]
+                    elapsed = time.perf_counter() - window["time"]
+                    record = {"step": step, **{k: round(v / n, 5) for k, v in window["sums"].items()}}
+                    record["images_per_s"] = round(window["images"] / max(elapsed, 1e-9), 1)
+                    record["train_seconds"] = round(seconds, 1)
+                    if step % t["ckpt_every"] == 0 or step == t["steps"]:
+                        record["val_l1_ab"] = round(validate(), 4)
+                    if dist.main:
+                        say(" ".join(f"{k} {v}" for k, v in record.items()))
+                        log_file.write(json.dumps(record) + "\n")
+                        log_file.flush()
+                    window = {"images": 0, "time": time.perf_counter(), "sums": {}}
+                if step % t["ckpt_every"] == 0:
+                    checkpoint()
+            epoch += 1
+
+    try:
+        run_epochs()
+    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, resume later with --resume
+        checkpoint()
+        say(f"interrupted at step {step}: saved {last}; continue with --resume")
+        raise
     checkpoint()
     if log_file:
         log_file.close()
