@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,28 +26,6 @@ from benchmarks.video_speed import DEFAULT_CLIP
 from streamcolor import color
 from streamcolor.backends import OnnxEngine
 from streamcolor.model import DEFAULT_MODEL, load_card
-
-
-def time_ms(fn, x, repeats: int, cuda: bool) -> float:
-    """Median milliseconds per call after 10 warm-up calls (CUDA events on a GPU)."""
-    import torch
-
-    for _ in range(10):
-        fn(x)
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn(x)
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            t = time.perf_counter()
-            fn(x)
-            times.append(1000 * (time.perf_counter() - t))
-    return float(np.median(times))
 
 
 def picture_inputs(card, n: int, hw: tuple[int, int]) -> np.ndarray:
@@ -91,6 +68,7 @@ def model_only(card, device: str, repeats: int, frame_hw: tuple[int, int], only:
     import torch
 
     from streamcolor.engines.torch_engine import TorchEngine
+    from training.gpu_model_speed import time_cuda  # CUDA events on a GPU, host clock on the CPU
 
     cuda = device == "cuda"
     hw = card.input_size(*frame_hw)
@@ -118,7 +96,7 @@ def model_only(card, device: str, repeats: int, frame_hw: tuple[int, int], only:
         row = {"rel_error_vs_onnx_fp32": round(float(np.abs(out - ref).max() / np.abs(ref).max()), 5)}
         for batch in (1, 8):
             xt = torch.from_numpy(x8[:batch]).to(device)
-            ms = time_ms(eng.run_tensor, xt, repeats, cuda)
+            ms = time_cuda(eng.run_tensor, xt, repeats)
             row[f"batch{batch}"] = {"median_ms": round(ms, 4), "fps": round(batch * 1000 / ms, 1)}
         rows[name] = row
         print(name, row, flush=True)
