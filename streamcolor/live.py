@@ -153,6 +153,7 @@ class LatencyStats:
     def __init__(self, keep: int = 100_000):
         self.samples = {s: deque(maxlen=keep) for s in self.STAGES}
         self.out_times: deque = deque(maxlen=60)
+        self.recent_total: deque = deque(maxlen=300)  # for the preview: copying 100k samples a frame is not
         self.indices: deque = deque(maxlen=keep)  # input index of each output frame: drops show as gaps
         self.frames_out = 0
         self.held = 0
@@ -163,6 +164,7 @@ class LatencyStats:
         s["colorize"].append(f.t_colored - f.t_start)  # model + temporal filter + chroma
         s["output"].append(t_out - f.t_colored)  # queued before output, encoded, sent
         s["total"].append(t_out - f.t_arrival)
+        self.recent_total.append(t_out - f.t_arrival)
         self.out_times.append(t_out)
         self.indices.append(f.index)
         self.frames_out += 1
@@ -493,8 +495,7 @@ def run_live(
 def _status(
     stats: LatencyStats, decoded: DropQueue, colored: DropQueue, capture: LiveCapture, controls: LiveControls
 ) -> dict:
-    total = stats.samples["total"]
-    recent = np.array(list(total)[-300:]) * 1000 if total else np.zeros(1)
+    recent = np.array(stats.recent_total) * 1000 if stats.recent_total else np.zeros(1)
     return {
         "frames": stats.frames_out,
         "fps": round(stats.fps(), 1),

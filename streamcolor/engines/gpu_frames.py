@@ -137,7 +137,10 @@ class TorchColorizer(Colorizer):
         guide = self._table("l", full_range)[self._area(y, chroma_shape)]
         lab = up[0] * guide[None] + up[1]  # (3, Hc, Wc)
         rgb = self._lab_to_rgb(lab)
-        to_chroma, to_rgb = (torch.from_numpy(m).to(dev) for m in _chroma_matrices(matrix))
+        key = ("matrix", matrix)
+        if key not in self._tables:  # uploaded once per colour matrix, not per frame
+            self._tables[key] = tuple(torch.from_numpy(m).to(dev) for m in _chroma_matrices(matrix))
+        to_chroma, to_rgb = self._tables[key]
         cbcr = torch.einsum("ij,jhw->ihw", to_chroma[:2], rgb)  # (2, Hc, Wc) in [-0.5, 0.5]
         d = torch.einsum("ij,jhw->ihw", (to_rgb @ to_chroma), rgb)  # what the chroma adds to R', G', B'
         fy, fx = -(-y.shape[0] // chroma_shape[0]), -(-y.shape[1] // chroma_shape[1])
