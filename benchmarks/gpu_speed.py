@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         "model_only": model_only(card, a.device, a.repeats, (1080, 1920), a.engines),
     }
     e2e = []
+    result["end_to_end"] = e2e
+    save_result("gpu_speed", result, a.out)  # saved after each part: a run cut short keeps what it measured
     try:
         from benchmarks.video_speed import run
     except ImportError as e:  # no PyAV on this machine
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row = run(clip, h, a.video_repeats, a.max_frames, 8, "veryfast", Path(tmp), backend, precision)
                     e2e.append(row)
                     print(row, flush=True)
-    result["end_to_end"] = e2e
+                    save_result("gpu_speed", result, a.out)
     path = save_result("gpu_speed", result, a.out)
     print(f"wrote {path}")
     return result

@@ -34,7 +34,7 @@ def test_colourfulness_zero_for_gray_and_evaluate_runs(tmp_path, colorizer):
     assert color.colourfulness(gray) == 0.0
     for i in range(2):
         cv2.imwrite(str(tmp_path / f"{i}.png"), scene(48, 64, i)[..., ::-1])
-    s = evaluate.evaluate(tmp_path, evaluate.ColorizeConfig(threads=2), sheet=tmp_path / "sheet.png")
+    s = evaluate.evaluate(tmp_path, evaluate.DEFAULT_MODEL, sheet=tmp_path / "sheet.png", threads=2)
     assert s["images"] == 2
     assert s["gray"]["colourfulness"] == 0.0 and s["ours"]["colourfulness"] > 0.0
     assert (tmp_path / "sheet.png").stat().st_size > 0

@@ -5,8 +5,9 @@
 
 Prints PSNR (sRGB, dB), SSIM (mean over R, G, B), CIEDE2000 (mean per pixel) and
 colourfulness (Hasler & Suesstrunk 2003) with its ratio to the ground truth, each beside
-the gray baseline (the same L*, a*b* = 0). Uses only the runtime (no PyTorch), so the
-numbers are those of the exact code path users run.
+the gray baseline (the same L*, a*b* = 0). Uses only the runtime's colorizer on ONNX
+Runtime (no PyTorch, no PyAV), so the numbers are those of the default code path users run,
+on any machine.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.api import ColorizeConfig, make_colorizer
-from streamcolor.model import DEFAULT_MODEL
+from streamcolor.backends import create_engine
+from streamcolor.colorizer import Colorizer
+from streamcolor.model import DEFAULT_MODEL, load_card
 from training.data import list_images
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
@@ -106,8 +108,11 @@ def gray_baseline(gray8: np.ndarray) -> np.ndarray:
     return np.repeat(gray8[..., None], 3, axis=2)
 
 
-def evaluate(data: Path, cfg: ColorizeConfig, sheet: Path | None = None, sheet_rows: int = 8) -> dict:
-    colorizer = make_colorizer(cfg)
+def evaluate(
+    data: Path, model: Path, sheet: Path | None = None, sheet_rows: int = 8, threads: int | None = None
+) -> dict:
+    card = load_card(model)
+    colorizer = Colorizer(create_engine("onnx", card, threads), card)
     rows = {"ours": [], "gray": [], "truth_colourfulness": []}
     thumbs = []
     for i, path in enumerate(list_images(data)):
@@ -127,7 +132,7 @@ def evaluate(data: Path, cfg: ColorizeConfig, sheet: Path | None = None, sheet_r
     if n == 0:
         raise SystemExit(f"no images in {data}")
     truth_cf = float(np.mean(rows["truth_colourfulness"]))
-    summary = {"images": n, "data": str(data), "model": str(cfg.model), "truth_colourfulness": truth_cf}
+    summary = {"images": n, "data": str(data), "model": str(model), "truth_colourfulness": truth_cf}
     for k in ("ours", "gray"):
         m = {key: float(np.mean([r[key] for r in rows[k]])) for key in rows[k][0]}
         m["colourfulness_ratio"] = m["colourfulness"] / truth_cf
@@ -160,8 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--sheet", type=Path, help="write a contact sheet PNG (gray | ours | truth)")
     ap.add_argument("--json", type=Path, help="write the summary as JSON")
+    ap.add_argument("--threads", type=int, help="ONNX Runtime threads (default: the runtime's choice)")
     a = ap.parse_args(argv)
-    s = evaluate(a.data, ColorizeConfig(model=a.model), a.sheet)
+    s = evaluate(a.data, a.model, a.sheet, threads=a.threads)
     print(format_table(s))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

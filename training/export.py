@@ -61,13 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("ckpt", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--temperature", type=float, default=0.38)
-    ap.add_argument("--short-side", type=int, default=192, help="the network's input short side")
+    ap.add_argument(
+        "--short-side", type=int, default=192, help="the network's input short side (teachers: rounded up to their multiple)"
+    )
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
     a = ap.parse_args(argv)
     fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
     if torch.load(a.ckpt, map_location="cpu", weights_only=False).get("kind") == "teacher":
-        export_teacher(a.ckpt, a.out, fixed, a.card_extra)
+        export_teacher(a.ckpt, a.out, fixed, a.card_extra, a.short_side)
         return
     model, ck = load_student(a.ckpt, a.temperature)
     model.fold_head()
@@ -95,6 +97,11 @@ def main(argv: list[str] | None = None) -> None:
             "batch": ck["batch"],
             "crop": ck["crop"],
             "rebalance_alpha": ck["alpha"],
+            "distilled_from": ck.get("distilled_from"),
+            "distill_weight": ck.get("distill_weight", 0.0),
+            "init_from": ck.get("init_from"),
+            "init_steps": ck.get("init_steps", 0),
+            "init_seconds": round(ck.get("init_seconds", 0.0)),
         },
         "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff, "date": datetime.date.today().isoformat()},
         "sha256": hashlib.sha256(a.out.read_bytes()).hexdigest(),
@@ -105,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.2f} MB), max |diff| vs torch {diff:.2e}")
 
 
-def export_teacher(ckpt: Path, out: Path, fixed: tuple[int, int] | None, card_extra: Path | None = None) -> None:
+def export_teacher(
+    ckpt: Path, out: Path, fixed: tuple[int, int] | None, card_extra: Path | None = None, short_side: int = 192
+) -> None:
     """A train_teacher checkpoint -> ONNX (full-resolution a*b*, stride 1) + its card, runnable
     by `streamcolor video/image --model OUT`."""
     from training.teachers import AB_SCALE, load_teacher
@@ -122,7 +131,7 @@ def export_teacher(ckpt: Path, out: Path, fixed: tuple[int, int] | None, card_ex
         f"{params} parameters",
         "input": {
             "name": "l",
-            "short_side": max(multiple, c.get("crop", 256) // multiple * multiple),
+            "short_side": -(-short_side // multiple) * multiple,
             "multiple": multiple,
             "fixed_size": list(fixed) if fixed else None,
             "l_offset": 50.0,

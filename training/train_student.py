@@ -91,16 +91,18 @@ def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
 
 
 def parse_variants(spec: str) -> list[dict]:
-    """'w24a0.5,w16a1d5p0.1' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0}, ...]
-    w: width, a: rebalancing exponent, d: depth (4 or 5), p: dropout."""
+    """'w24a0.5,w16a1d5p0.1k0.3i' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
+    'distill': None, 'init': False}, ...]
+    w: width, a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
+    teacher's targets for this variant (default: --distill), i: start from --init."""
     import re
 
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?", item)
+        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(i)?", item)
         if not m:
-            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1")
+            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1k0.3i")
         out.append(
             {
                 "name": item,
@@ -108,6 +110,8 @@ def parse_variants(spec: str) -> list[dict]:
                 "alpha": float(m[2]),
                 "depth": int(m[3] or 4),
                 "dropout": float(m[4] or 0.0),
+                "distill": float(m[5]) if m[5] else None,
+                "init": bool(m[6]),
             }
         )
     return out
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         "--teacher", type=Path, help="distil: a train_teacher checkpoint whose a*b* the student also learns"
     )
     ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets (1 - it: ground truth)")
+    ap.add_argument("--init", type=Path, help="a student checkpoint that variants ending in 'i' start from")
+    ap.add_argument("--init-lr-scale", type=float, default=0.5, help="learning rate factor for those variants")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -152,26 +158,43 @@ def main(argv: list[str] | None = None) -> None:
             _, ab = batch_lab(imgs, min(2048, len(imgs)), 64, gen)
             prior += class_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
         keep = prior > 0
+        init = torch.load(a.init, map_location="cpu", weights_only=False) if a.init else None
+        if init is not None:  # the starting point's classes, so its head still means the same
+            keep = (torch.cdist(full, init["bins"].to(dev)) < 1e-6).any(dim=1)
+            prior = prior + 1e-8
         bins = full[keep]
         prior = prior[keep] / prior[keep].sum()
     print(f"a*b* bins in use: {bins.shape[0]} of {full.shape[0]}", flush=True)
 
+    variants = parse_variants(a.variants)
+    for v in variants:
+        if v["distill"] is None:
+            v["distill"] = a.distill if a.teacher else 0.0
+        if not 0.0 <= v["distill"] <= 1.0:
+            raise SystemExit(f"distillation weight of {v['name']} must be in [0, 1], got {v['distill']}")
+        if v["distill"] > 0 and not a.teacher:
+            raise SystemExit(f"variant {v['name']} distils: give --teacher")
+        if v["init"] and init is None:
+            raise SystemExit(f"variant {v['name']} starts from a checkpoint: give --init")
     teacher = load_teacher(a.teacher, dev) if a.teacher else None
-    if teacher is not None and not 0.0 <= a.distill <= 1.0:
-        raise SystemExit(f"--distill must be in [0, 1], got {a.distill}")
 
     def targets(x: torch.Tensor, ab: torch.Tensor):
-        """Soft targets from the ground truth, mixed with the teacher's when distilling."""
+        """Soft targets from the ground truth and, when distilling, the teacher's."""
         t, nearest = soft_targets(ab, bins)
         if teacher is None:
-            return t, nearest
-        t_teacher, _ = soft_targets(F.avg_pool2d(teacher_ab(teacher, x), 4), bins)
-        return (1 - a.distill) * t + a.distill * t_teacher, nearest
+            return t, None, nearest
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            t_ab = teacher_ab(teacher, x).float()
+        t_teacher, _ = soft_targets(F.avg_pool2d(t_ab, 4), bins)
+        return t, t_teacher, nearest
 
-    variants = parse_variants(a.variants)
     models, opts, weights = [], [], []
     for v in variants:
         m = StudentUNet(bins, width=v["width"], depth=v["depth"], dropout=v["dropout"])
+        if v["init"]:
+            if (init["width"], init.get("depth", 4)) != (v["width"], v["depth"]):
+                raise SystemExit(f"--init is width {init['width']} depth {init.get('depth', 4)}, not {v['name']}")
+            m.load_state_dict(init["state_dict"])
         m = m.to(dev).to(memory_format=torch.channels_last)
         models.append(m)
         opts.append(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-4))
@@ -204,11 +227,13 @@ def main(argv: list[str] | None = None) -> None:
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
             x, ab = batch_lab(imgs, a.batch, a.crop, gen)
-            target, nearest = targets(x, ab)
+            t_truth, t_teacher, nearest = targets(x, ab)
         x = x.contiguous(memory_format=torch.channels_last)
-        for i, (m, opt, w) in enumerate(zip(models, opts, weights)):
+        for i, (v, m, opt, w) in enumerate(zip(variants, models, opts, weights)):
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * (a.init_lr_scale if v["init"] else 1.0)
+            k = v["distill"]
+            target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 logits = m.logits(x)
             logp = F.log_softmax(logits.float(), dim=1)
@@ -242,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         "bins": int(bins.shape[0]),
         "torch": torch.__version__,
         "distilled_from": str(a.teacher) if a.teacher else None,
-        "distill_weight": a.distill if a.teacher else 0.0,
+        "init_from": str(a.init) if a.init else None,
         "val_history": history,
         "variants": {},
     }
@@ -271,14 +296,19 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": elapsed,
                 "batch": a.batch,
                 "crop": a.crop,
-                "distilled_from": str(a.teacher) if a.teacher else None,
-                "distill_weight": a.distill if a.teacher else 0.0,
+                "distilled_from": str(a.teacher) if v["distill"] > 0 else None,
+                "distill_weight": v["distill"],
+                "init_from": str(a.init) if v["init"] else None,
+                "init_steps": init["steps"] if v["init"] else 0,
+                "init_seconds": init["seconds"] if v["init"] else 0.0,
             },
             a.out / f"student_{v['name']}.pt",
         )
         report["variants"][v["name"]] = {
             "width": v["width"],
             "alpha": v["alpha"],
+            "distill_weight": v["distill"],
+            "init": v["init"],
             "val_ce": ce,
             "by_temperature": by_t,
             "params": sum(p.numel() for p in m.parameters()),

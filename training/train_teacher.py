@@ -12,6 +12,12 @@ RNG states; --resume continues from last.pt exactly where it stopped. Progress g
 terminal and to `log.jsonl` (losses, images/s, validation L1 in a*b* units). Under torchrun
 each process trains on its share of the data (DistributedSampler) with
 DistributedDataParallel: NCCL on GPUs, gloo on CPUs.
+
+On a GPU, `data.device_batches = true` keeps the decoded photos (a pack of equal-size
+crops) in GPU memory and makes each batch there (random scale, position and flip, Lab,
+near-gray crops replaced), so a fast GPU is not starved by CPU workers; `train.amp = true`
+runs the networks in bfloat16 autocast; `train.minutes` stops after that much training
+time (and `train.steps`, whichever comes first).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ DEFAULTS: dict = {
         "min_chroma": 3.0,
         "workers": 2,
         "limit": 0,
+        "device_batches": False,
     },
     "loss": {"gan": "vanilla", "l1": 100.0, "l2": 0.0, "perceptual": 0.0, "vgg_weights": "hub"},
     "train": {
@@ -65,6 +72,8 @@ DEFAULTS: dict = {
         "ckpt_every": 1000,
         "val_batches": 8,
         "device": "auto",
+        "amp": False,
+        "minutes": 0.0,
     },
 }
 
@@ -162,6 +171,23 @@ class Distributed:
             torch.distributed.destroy_process_group()
 
 
+def device_batch(imgs: torch.Tensor, n: int, crop: int, min_chroma: float, gen: torch.Generator):
+    """A batch made where the photos live: (n, 1, crop, crop) normalised L and (n, 2, crop,
+    crop) a*b* / AB_SCALE, as ColorCrops gives; crops whose mean chroma is below min_chroma
+    are replaced by colourful ones from the same draw when it has enough."""
+    from training.data import rgb_to_lab_torch
+    from training.train_student import random_crops
+
+    with torch.no_grad():
+        draw = n + n // 2 if min_chroma > 0 else n
+        lab = rgb_to_lab_torch(random_crops(imgs, draw, crop, gen).clamp(0, 1))
+        if min_chroma > 0:
+            chroma = lab[:, 1:].norm(dim=1).mean(dim=(1, 2))
+            order = torch.argsort((chroma < min_chroma).to(torch.int8), stable=True)  # colourful first
+            lab = lab[order[:n]]
+        return (lab[:, :1] - 50.0) / 50.0, lab[:, 1:] / AB_SCALE
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -191,6 +217,12 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
         batch_size=t["batch"], num_workers=d["workers"], drop_last=True, persistent_workers=d["workers"] > 0
     )
     say(f"{len(tr_items)} training / {len(va_items)} validation images, {dist.world} process(es) on {dist.device}")
+    device_data = None
+    if d["device_batches"]:
+        if not all(isinstance(it, np.ndarray) and it.shape == tr_items[0].shape for it in tr_items):
+            raise SystemExit("data.device_batches needs equal-size photos in memory: give data.pack")
+        device_data = torch.from_numpy(np.stack(tr_items)).to(dist.device)
+        batch_gen = torch.Generator().manual_seed(t["seed"] * 1000 + dist.rank)
 
     gen = create_generator(cfg["teacher"], **cfg["model"], log=say)
     gen = gen.to(dist.device)
@@ -246,10 +278,28 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
             for i, (lum, ab) in enumerate(vl):
                 if i >= t["val_batches"]:
                     break
-                pred = gen(lum.to(dist.device))
+                with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
+                    pred = gen(lum.to(dist.device)).float()
                 errs.append(float((pred - ab.to(dist.device)).abs().mean()) * AB_SCALE)
         gen.train()
         return dist.mean(float(np.mean(errs)) if errs else float("nan"))
+
+    amp = bool(t["amp"]) and dist.device.type == "cuda"
+    budget = float(t["minutes"]) * 60.0
+
+    def out_of_time() -> bool:
+        return step >= t["steps"] or (budget > 0 and seconds >= budget)
+
+    def batches():
+        """(l, ab) batches for the current epoch: device-made or from the DataLoader."""
+        if device_data is not None:
+            for _ in range(max(1, len(tr_items) // (t["batch"] * dist.world))):
+                yield device_batch(device_data, t["batch"], d["crop"], d["min_chroma"], batch_gen)
+            return
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_set.epoch = epoch
+        yield from torch.utils.data.DataLoader(train_set, sampler=sampler, shuffle=sampler is None, **loader_kw)
 
     record: dict = {}
     epoch = 0
@@ -258,21 +308,20 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
 
     def run_epochs() -> None:
         nonlocal step, seconds, record, epoch, window
-        while step < t["steps"]:
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            train_set.epoch = epoch
-            loader = torch.utils.data.DataLoader(train_set, sampler=sampler, shuffle=sampler is None, **loader_kw)
-            for lum, ab in loader:
-                if step >= t["steps"]:
+        while not out_of_time():
+            for lum, ab in batches():
+                if out_of_time():
                     break
                 t0 = time.perf_counter()
                 lum, ab = lum.to(dist.device, non_blocking=True), ab.to(dist.device, non_blocking=True)
-                fake = g_model(lum)
+                with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
+                    fake = g_model(lum).float()
                 losses = {}
                 if use_gan:
                     opt_d.zero_grad(set_to_none=True)
-                    loss_d = 0.5 * (gan_loss(d_model(lum, ab), True) + gan_loss(d_model(lum, fake.detach()), False))
+                    with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
+                        real_out, fake_out = d_model(lum, ab).float(), d_model(lum, fake.detach()).float()
+                    loss_d = 0.5 * (gan_loss(real_out, True) + gan_loss(fake_out, False))
                     loss_d.backward()
                     opt_d.step()
                     losses["d"] = loss_d.item()
@@ -285,7 +334,9 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
                     loss_g = loss_g + lc["l2"] * l2
                     losses["l2"] = l2.item()
                 if use_gan:
-                    adv = gan_loss(d_model(lum, fake), True)
+                    with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
+                        fake_judged = d_model(lum, fake).float()
+                    adv = gan_loss(fake_judged, True)
                     loss_g = loss_g + adv
                     losses["g_adv"] = adv.item()
                 if perceptual is not None:
@@ -300,13 +351,14 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
                 window["images"] += lum.shape[0] * dist.world
                 for k, v in losses.items():
                     window["sums"][k] = window["sums"].get(k, 0.0) + v
-                if step % t["log_every"] == 0 or step == t["steps"]:
+                final = out_of_time()
+                if step % t["log_every"] == 0 or final:
                     n = t["log_every"] if step % t["log_every"] == 0 else step % t["log_every"]
                     elapsed = time.perf_counter() - window["time"]
                     record = {"step": step, **{k: round(v / n, 5) for k, v in window["sums"].items()}}
                     record["images_per_s"] = round(window["images"] / max(elapsed, 1e-9), 1)
                     record["train_seconds"] = round(seconds, 1)
-                    if step % t["ckpt_every"] == 0 or step == t["steps"]:
+                    if step % t["ckpt_every"] == 0 or final:
                         record["val_l1_ab"] = round(validate(), 4)
                     if dist.main:
                         say(" ".join(f"{k} {v}" for k, v in record.items()))
