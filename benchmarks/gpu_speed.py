@@ -76,6 +76,9 @@ def model_only(card, device: str, repeats: int, frame_hw: tuple[int, int], only:
         "torch_fp32_eager": lambda: TorchEngine(card, precision="fp32", device=device, compile=False),
         "torch_fp16_eager": lambda: TorchEngine(card, precision="fp16", device=device, compile=False),
         "torch_fp16_compiled": lambda: TorchEngine(card, precision="fp16", device=device, compile=True),
+        "torch_fp16_cudagraphs": lambda: TorchEngine(
+            card, precision="fp16", device=device, compile=True, cuda_graphs=True
+        ),
     }
     if info_has_tensorrt() and cuda:
         from streamcolor.engines.tensorrt_engine import TensorRTEngine

@@ -64,6 +64,18 @@ def test_compiled_module_matches_eager():
     assert rel_error(compiled, eager) < 1e-4
 
 
+def test_compiled_engine_pads_a_short_batch_instead_of_compiling_again():
+    eng = TorchEngine(CARD, precision="fp32", device="cpu", compile=True)
+    x = network_inputs(4)
+    full = eng.run(x)
+    compiled_calls = []
+    real = eng.fn
+    eng.fn = lambda t: compiled_calls.append(tuple(t.shape)) or real(t)
+    short = eng.run(x[:3])
+    assert compiled_calls == [(4, *x.shape[1:])]  # padded to the batch already compiled
+    assert short.shape[0] == 3 and np.abs(short - full[:3]).max() < 1e-5
+
+
 def test_fp16_stays_within_the_stated_bound_on_cpu():
     x = network_inputs()
     ref = TorchEngine(CARD, 2, precision="fp32", device="cpu").run(x)
@@ -250,6 +262,23 @@ def test_cuda_fp16_within_bound_of_fp32(compiled):
     ref = OnnxEngine(CARD, 2).run(x)
     half = TorchEngine(CARD, precision="fp16", device="cuda", compile=compiled).run(x)
     assert rel_error(half, ref) <= FP16_REL_BOUND
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_default_engine_colorizes_a_video_in_the_threaded_pipeline(tmp_path):
+    """The default GPU engine (compiled FP16) inside the pipeline's threads, with a short
+    last batch: once failed on an H200 while capturing a CUDA graph."""
+    clip = make_video(tmp_path / "in.mp4", width=320, height=180, frames=11)
+    out = tmp_path / "out.mp4"
+    from streamcolor.sink import EncodeOptions
+
+    cfg = ColorizeConfig(backend="torch", batch=4, encode=EncodeOptions(crf=0))
+    summary = colorize_video(clip, out, cfg)
+    assert summary.frames == 11 and "compiled" in summary.backend
+    got, src = read_video(out), read_video(clip)
+    assert all(np.array_equal(a, b) for a, b in zip(got["luma"], src["luma"]))
+    assert np.mean([chroma_strength(f) for f in got["rgb"]]) > 3.0
 
 
 @pytest.mark.gpu

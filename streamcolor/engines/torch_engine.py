@@ -38,7 +38,12 @@ def cuda_available() -> bool:
 class TorchEngine:
     """device: 'cuda' (default; refused without a GPU) or 'cpu' (tests, FP32 or FP16).
     compile: torch.compile the module (default on CUDA; the first batch of each input
-    shape then takes a while)."""
+    shape then takes a while; smaller batches are padded to the largest seen, so a video's
+    last short batch does not compile again).
+    cuda_graphs: compile with CUDA graphs (mode 'reduce-overhead'). Off by default: a graph
+    captured while the pipeline's other stages use the GPU from their threads fails
+    (cudaErrorStreamCaptureInvalidated, seen on an H200), and for batches of frames the
+    launch overhead it removes is small; the model-only benchmark measures both."""
 
     name = "torch"
 
@@ -49,6 +54,7 @@ class TorchEngine:
         precision: str = "fp16",
         device: str = "cuda",
         compile: bool | None = None,
+        cuda_graphs: bool = False,
     ):
         torch = import_torch()
         from streamcolor.engines.onnx_torch import OnnxModule
@@ -68,16 +74,25 @@ class TorchEngine:
         module = OnnxModule(card.path).eval().to(self.device, self.dtype)
         self.module = module.to(memory_format=torch.channels_last)
         compile = self.device.type == "cuda" if compile is None else compile
-        self.fn = torch.compile(self.module, mode="reduce-overhead", dynamic=False) if compile else self.module
-        self.provider = f"{self.device.type}:{precision}{':compiled' if compile else ''}"
+        mode = "reduce-overhead" if cuda_graphs else None
+        self.fn = torch.compile(self.module, mode=mode, dynamic=False) if compile else self.module
+        self.compiled = bool(compile)
+        self._batch = 0  # the largest batch seen: compiled shapes are padded to it
+        self.provider = f"{self.device.type}:{precision}{':compiled' if compile else ''}{':graphs' if cuda_graphs else ''}"
 
     def run_tensor(self, x):
         """x: (N, 1, h, w) tensor of normalised L, any device/dtype -> (N, 2, h', w') float32 on the device."""
         torch = self.torch
         x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        n = x.shape[0]
+        if self.compiled:
+            self._batch = max(self._batch, n)
+            if n < self._batch:
+                pad = x.new_zeros((self._batch - n, *x.shape[1:])).contiguous(memory_format=torch.channels_last)
+                x = torch.cat([x, pad]).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            # float() copies out of the CUDA graph's static output before the next replay reuses it
-            return self.fn(x).float()
+            # float() copies out of a CUDA graph's static output before the next replay reuses it
+            return self.fn(x)[:n].float()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.run_tensor(self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
