@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--temperature", type=float, default=0.38)
     ap.add_argument(
-        "--short-side", type=int, default=192, help="the network's input short side (teachers: rounded up to their multiple)"
+        "--short-side", type=int, default=192, help="the network's input short side (teachers: up to their multiple)"
     )
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")

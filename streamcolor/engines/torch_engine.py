@@ -78,7 +78,8 @@ class TorchEngine:
         self.fn = torch.compile(self.module, mode=mode, dynamic=False) if compile else self.module
         self.compiled = bool(compile)
         self._batch = 0  # the largest batch seen: compiled shapes are padded to it
-        self.provider = f"{self.device.type}:{precision}{':compiled' if compile else ''}{':graphs' if cuda_graphs else ''}"
+        flags = (":compiled" if compile else "") + (":graphs" if compile and cuda_graphs else "")
+        self.provider = f"{self.device.type}:{precision}{flags}"
 
     def run_tensor(self, x):
         """x: (N, 1, h, w) tensor of normalised L, any device/dtype -> (N, 2, h', w') float32 on the device."""
