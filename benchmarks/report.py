@@ -32,6 +32,49 @@ def _row(cells: list) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def gpu_tables(g: dict) -> list[str]:
+    """benchmarks.gpu_speed's JSON -> model-only and end-to-end tables."""
+    info, mo = g["device_info"], g["model_only"]
+    md = [
+        f"`python -m benchmarks.gpu_speed` on {info.get('device')} (driver {info.get('driver')}, torch "
+        f"{info.get('torch')}, TensorRT {info.get('tensorrt') or 'not installed'}), {g['machine']['date'][:10]}.",
+        "",
+        f"Model only, network input {mo['input'][0]}x{mo['input'][1]} (a {mo['frame'][1]}x{mo['frame'][0]} frame), "
+        "median of CUDA-event timings:",
+        "",
+        "| engine | max error vs ONNX Runtime FP32 (rel.) | batch 1 ms | batch 1 fps | batch 8 ms | batch 8 fps |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in mo["engines"].items():
+        if "error" in r:
+            md.append(_row([name, r["error"], "", "", "", ""]))
+            continue
+        b1, b8 = r["batch1"], r["batch8"]
+        md.append(
+            _row([name, r["rel_error_vs_onnx_fp32"], b1["median_ms"], b1["fps"], b8["median_ms"], b8["fps"]])
+        )
+    e2e = g.get("end_to_end") or []
+    if e2e:
+        md += [
+            "",
+            "End to end (`streamcolor video`, batch 8, libx264 veryfast on the CPU; synthetic textured clip, 300 "
+            "frames; compiled engines warmed first), beside transcode-only on the same machine:",
+            "",
+            "| size | backend | fps | transcode-only fps | ratio | decode / model / temporal / upsample / encode ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in e2e:
+            st = r["stage_ms_per_frame"]
+            stages = " / ".join(str(round(st[k], 2)) for k in ("decode", "model", "temporal", "upsample", "encode"))
+            md.append(
+                _row(
+                    [f"{r['size'][0]}x{r['size'][1]}", r["backend"], r["streamcolor_fps"]]
+                    + [r["transcode_only_fps"], r["ratio_to_transcode"], stages]
+                )
+            )
+    return md + [""]
+
+
 def model_table(m: dict) -> list[str]:
     nets = m["nets"]
     tags = [t for t in ("nospin", "spin") if any(f"batch1_{t}" in v for v in nets.values() if isinstance(v, dict))]
@@ -253,7 +296,7 @@ def write_readme(results: Path, out: Path, plot_path: Path | None) -> str:
         md.append("")
     md += ["## NVIDIA GPU", ""]
     if gpu:
-        md += ["```", json.dumps(gpu["model_only"], indent=1)[:2000], "```", ""]
+        md += gpu_tables(gpu)
     else:
         md += [
             "`python -m benchmarks.gpu_speed` has not been run on a GPU for the shipped model yet. An earlier "

@@ -39,3 +39,30 @@ def test_colourfulness_zero_for_gray_and_evaluate_runs(tmp_path, colorizer):
     assert s["gray"]["colourfulness"] == 0.0 and s["ours"]["colourfulness"] > 0.0
     assert (tmp_path / "sheet.png").stat().st_size > 0
     assert "PSNR" in evaluate.format_table(s)
+
+
+def test_compare_lines_up_the_columns_of_several_sheets(tmp_path):
+    from training import compare
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, (h, w) in enumerate([(48, 64), (64, 48)]):
+        cv2.imwrite(str(data / f"{i}.png"), scene(h, w, i)[..., ::-1])
+    sheets = []
+    for name in ("a", "b"):
+        sheets.append(tmp_path / f"{name}.png")
+        evaluate.evaluate(data, evaluate.DEFAULT_MODEL, sheet=sheets[-1], threads=2)
+    sheet = cv2.imread(str(sheets[0]))
+    out = tmp_path / "cmp.png"
+    compare.main(["--data", str(data), "--sheets", *map(str, sheets), "--labels", "A", "B", "--out", str(out)])
+    got = cv2.imread(str(out))
+    # gray | A | B | truth for the landscape row, cut out of the 3-panel strips
+    w = 3 * 64 * compare.ROW // 48
+    gray_w, ours_w = w // 3, 2 * w // 3 - w // 3
+    truth_x = gray_w + 2 * ours_w
+    assert got.shape[1] == truth_x + (w - 2 * w // 3)
+    assert got.shape[0] == compare.ROW + compare.GAP  # one row: every 14th photo is shown
+    # the truth panel is the sheet's truth panel (below the label's band)
+    truth_cmp = got[40 : compare.ROW, truth_x:].astype(int)
+    truth_sheet = sheet[40 : compare.ROW, 2 * w // 3 : w].astype(int)
+    assert np.abs(truth_cmp - truth_sheet).max() <= 8

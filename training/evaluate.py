@@ -108,14 +108,19 @@ def gray_baseline(gray8: np.ndarray) -> np.ndarray:
     return np.repeat(gray8[..., None], 3, axis=2)
 
 
-def evaluate(
-    data: Path, model: Path, sheet: Path | None = None, sheet_rows: int = 8, threads: int | None = None
-) -> dict:
+def sheet_rows(n_images: int, rows: int = 8) -> list[int]:
+    """Indices of the photos shown on the contact sheet: every n-th, up to `rows`."""
+    return list(range(0, n_images, max(1, 115 // rows)))[:rows]
+
+
+def evaluate(data: Path, model: Path, sheet: Path | None = None, sheet_n: int = 8, threads: int | None = None) -> dict:
     card = load_card(model)
     colorizer = Colorizer(create_engine("onnx", card, threads), card)
     rows = {"ours": [], "gray": [], "truth_colourfulness": []}
     thumbs = []
-    for i, path in enumerate(list_images(data)):
+    photos = list_images(data)
+    shown = set(sheet_rows(len(photos), sheet_n))
+    for i, path in enumerate(photos):
         truth = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
         gray8 = color.rgb8_to_gray8(truth)
         ours = colorizer.colorize_luma(gray8, full_range=True)
@@ -123,7 +128,7 @@ def evaluate(
         rows["ours"].append(measure(ours, truth))
         rows["gray"].append(measure(gray, truth))
         rows["truth_colourfulness"].append(color.colourfulness(truth.astype(np.float32) / 255.0))
-        if sheet is not None and i % max(1, 115 // sheet_rows) == 0 and len(thumbs) < sheet_rows:
+        if sheet is not None and i in shown:
             strip = np.concatenate([gray, ours, truth], axis=1)
             thumbs.append(
                 cv2.resize(strip, (strip.shape[1] * 200 // strip.shape[0], 200), interpolation=cv2.INTER_AREA)
