@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_EVAL, help="the folder the sheets were made from")
     ap.add_argument("--sheets", type=Path, nargs="+", required=True)
     ap.add_argument("--labels", nargs="+", required=True)
-    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--rows", type=int, default=8, help="rows of the sheets (as given to evaluate)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     if len(a.labels) != len(a.sheets):
