@@ -50,9 +50,7 @@ def gpu_tables(g: dict) -> list[str]:
             md.append(_row([name, r["error"], "", "", "", ""]))
             continue
         b1, b8 = r["batch1"], r["batch8"]
-        md.append(
-            _row([name, r["rel_error_vs_onnx_fp32"], b1["median_ms"], b1["fps"], b8["median_ms"], b8["fps"]])
-        )
+        md.append(_row([name, r["rel_error_vs_onnx_fp32"], b1["median_ms"], b1["fps"], b8["median_ms"], b8["fps"]]))
     e2e = g.get("end_to_end") or []
     if e2e:
         md += [
