@@ -236,16 +236,22 @@ def _live(
     """Run a live session with or without the preview page; print the latency table at the end."""
     from streamcolor.preview import PreviewServer
 
+    def started(seconds: float) -> None:
+        if not quiet:
+            _err(f"first frame out {seconds:.1f} s after start")
+
     try:
         controls = LiveControls(cfg.temporal)
         if preview:
             with PreviewServer(host, port, allow_remote, controls) as server:
                 _err(f"preview: {server.url}  (Ctrl-C stops)")
-                summary = run_live(spec, out, cfg, record, server, warn=_warn, controls=controls)
+                summary = run_live(
+                    spec, out, cfg, record, server, warn=_warn, controls=controls, on_first_frame=started
+                )
         else:
             if not quiet:
                 _err("colorizing live (Ctrl-C stops)")
-            summary = run_live(spec, out, cfg, record, warn=_warn, controls=controls)
+            summary = run_live(spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started)
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None

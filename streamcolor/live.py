@@ -14,9 +14,11 @@ measured per stage, excluding the camera and the network themselves.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -366,14 +368,40 @@ def run_live(
     warn: Callable[[str], None] = print,
     colorizer: Colorizer | None = None,
     controls: LiveControls | None = None,
+    on_first_frame: Callable[[float], None] | None = None,
 ) -> LiveSummary:
     """Colorize SPEC live into OUT (URL, .m3u8 or file) and/or RECORD and/or the preview,
     until the input ends (files), stop is set, or Ctrl-C. Latency mode: batch 1, no
-    frame-threaded decoding, at most one frame in work per stage."""
+    frame-threaded decoding, at most one frame in work per stage. on_first_frame gets the
+    seconds from the call to the first frame written."""
     cfg = cfg or LiveConfig()
     stop = stop or threading.Event()
     if out is None and record is None and preview is None:
         raise ConfigError("nothing to do: give an output, --record, or --preview")
+    with _ctrl_c_as_flag() as ctrl_c:
+        return _run_live(spec, out, cfg, record, preview, stop, warn, colorizer, controls, ctrl_c, on_first_frame)
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_flag():
+    """Ctrl-C sets an event instead of raising KeyboardInterrupt wherever the main thread
+    happens to be: a KeyboardInterrupt raised inside a library call (FFmpeg's I/O callback,
+    ONNX Runtime's setup) could be lost on a busy machine, and the stream ran on. The main
+    loop checks the event at least every hold interval. Outside the main thread (tests,
+    embedding) signals are left alone."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_live(spec, out, cfg, record, preview, stop, warn, colorizer, controls, ctrl_c, on_first_frame) -> LiveSummary:
+    called = time.perf_counter()
     for target in (out, record):
         if target is not None and not is_url(target):
             check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)])
@@ -444,6 +472,9 @@ def run_live(
 
     try:
         while True:
+            if ctrl_c.is_set():
+                interrupted = True
+                break
             try:
                 item = colored.get(cfg.hold_seconds)
             except KeyboardInterrupt:
@@ -460,9 +491,12 @@ def run_live(
                 break
             if isinstance(item, BaseException):
                 raise item
-            if t0 is None:
+            first = t0 is None
+            if first:
                 t0 = item.t_arrival
             emit(item)
+            if first and on_first_frame is not None:
+                on_first_frame(time.perf_counter() - called)
             t_out = time.perf_counter()
             stats.add(item, t_out)
             last = item

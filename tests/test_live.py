@@ -322,9 +322,14 @@ def test_ctrl_c_stops_cleanly_with_latency_table(tmp_path):
         text=True,
         env=env,
     )
-    time.sleep(4.0)
+    head = []
+    for line in p.stderr:  # wait until frames flow (a busy machine can take seconds to start)
+        head.append(line)
+        if "first frame out" in line:
+            break
+    time.sleep(1.5)
     p.send_signal(signal.SIGINT)
-    err = p.communicate(timeout=30)[1]
+    err = "".join(head) + p.communicate(timeout=30)[1]
     assert p.returncode == 0, err
     assert "stopped by Ctrl-C" in err and "p99" in err and "dropped" in err
     assert "Traceback" not in err
