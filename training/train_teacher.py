@@ -168,6 +168,9 @@ class Distributed:
 
     def close(self) -> None:
         if self.world > 1:
+            # every rank arrives before any tears the group down: a rank leaving while the
+            # other still finishes (rank 0 writing the checkpoint) could abort it in gloo
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
