@@ -475,11 +475,7 @@ def _run_live(spec, out, cfg, record, preview, stop, warn, colorizer, controls, 
             if ctrl_c.is_set():
                 interrupted = True
                 break
-            try:
-                item = colored.get(cfg.hold_seconds)
-            except KeyboardInterrupt:
-                interrupted = True
-                break
+            item = colored.get(cfg.hold_seconds)
             if item is None:
                 if last is not None and not capture.connected.is_set():
                     # input lost: repeat the last picture so players downstream keep going

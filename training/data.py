@@ -38,3 +38,32 @@ def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
     eps, kappa = 216.0 / 24389.0, 24389.0 / 27.0
     f = torch.where(xyz > eps, xyz.clamp_min(1e-12) ** (1 / 3), (kappa * xyz + 16.0) / 116.0)
     return torch.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
+    """uint8 (N, S, S, 3) -> float (n, 3, out, out) sRGB: random scale 0.6-1.0 of the side,
+    random position, random horizontal flip, bilinear resampling."""
+    import torch
+    from torch.nn import functional as F
+
+    dev = imgs.device
+    idx = torch.randint(0, imgs.shape[0], (n,), generator=gen, device="cpu").to(dev)
+    x = imgs[idx].permute(0, 3, 1, 2).float() / 255.0
+    r = torch.rand(n, 4, generator=gen).to(dev)
+    scale = 0.6 + 0.4 * r[:, 0]
+    tx = (1 - scale) * (2 * r[:, 1] - 1)
+    ty = (1 - scale) * (2 * r[:, 2] - 1)
+    flip = torch.where(r[:, 3] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 0, 2] = tx
+    theta[:, 1, 1] = scale
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, (n, 3, out, out), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def lab_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
+    """n random crops (random_crops) of uint8 (N, S, S, 3) photos as (n, 3, out, out) L*a*b*,
+    made on the photos' device."""
+    return rgb_to_lab_torch(random_crops(imgs, n, out, gen).clamp(0, 1))

@@ -26,30 +26,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.data import is_validation, rgb_to_lab_torch
+from training.data import is_validation, lab_crops
 from training.pack import load_pack
 from training.student import StudentUNet, ab_bins
 from training.teachers import load_teacher, teacher_ab
-
-
-def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
-    """uint8 (N, S, S, 3) -> float (n, 3, out, out) sRGB: random scale 0.6-1.0 of the side,
-    random position, random horizontal flip, bilinear resampling."""
-    dev = imgs.device
-    idx = torch.randint(0, imgs.shape[0], (n,), generator=gen, device="cpu").to(dev)
-    x = imgs[idx].permute(0, 3, 1, 2).float() / 255.0
-    r = torch.rand(n, 4, generator=gen).to(dev)
-    scale = 0.6 + 0.4 * r[:, 0]
-    tx = (1 - scale) * (2 * r[:, 1] - 1)
-    ty = (1 - scale) * (2 * r[:, 2] - 1)
-    flip = torch.where(r[:, 3] < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=dev)
-    theta[:, 0, 0] = scale * flip
-    theta[:, 0, 2] = tx
-    theta[:, 1, 1] = scale
-    theta[:, 1, 2] = ty
-    grid = F.affine_grid(theta, (n, 3, out, out), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def class_prior(ab: torch.Tensor, grid: float = 10.0, limit: float = 110.0) -> torch.Tensor:
@@ -83,8 +63,7 @@ def soft_targets(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float 
 
 
 def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
-    rgb = random_crops(imgs, n, crop, gen)
-    lab = rgb_to_lab_torch(rgb.clamp(0, 1))
+    lab = lab_crops(imgs, n, crop, gen)
     x = (lab[:, :1] - 50.0) / 50.0
     ab = F.avg_pool2d(lab[:, 1:], 4)
     return x, ab
@@ -176,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"variant {v['name']} distils: give --teacher")
         if v["init"] and init is None:
             raise SystemExit(f"variant {v['name']} starts from a checkpoint: give --init")
-    teacher = load_teacher(a.teacher, dev) if a.teacher else None
+    # the teacher runs on every batch: only when some variant learns from it
+    teacher = load_teacher(a.teacher, dev) if any(v["distill"] > 0 for v in variants) else None
 
     def targets(x: torch.Tensor, ab: torch.Tensor):
         """Soft targets from the ground truth and, when distilling, the teacher's."""

@@ -178,12 +178,11 @@ def device_batch(imgs: torch.Tensor, n: int, crop: int, min_chroma: float, gen: 
     """A batch made where the photos live: (n, 1, crop, crop) normalised L and (n, 2, crop,
     crop) a*b* / AB_SCALE, as ColorCrops gives; crops whose mean chroma is below min_chroma
     are replaced by colourful ones from the same draw when it has enough."""
-    from training.data import rgb_to_lab_torch
-    from training.train_student import random_crops
+    from training.data import lab_crops
 
     with torch.no_grad():
         draw = n + n // 2 if min_chroma > 0 else n
-        lab = rgb_to_lab_torch(random_crops(imgs, draw, crop, gen).clamp(0, 1))
+        lab = lab_crops(imgs, draw, crop, gen)
         if min_chroma > 0:
             chroma = lab[:, 1:].norm(dim=1).mean(dim=(1, 2))
             order = torch.argsort((chroma < min_chroma).to(torch.int8), stable=True)  # colourful first
