@@ -122,11 +122,16 @@ def test_distillation_and_teacher_export(photos, tmp_path):
     pack.main(["--data", str(photos), "--out", str(packed), "--size", "40"])
     students = tmp_path / "students"
     train_student.main(
-        ["--pack", str(packed), "--out", str(students), "--minutes", "0.05", "--variants", "w8a0.5",
-         "--batch", "4", "--crop", "32", "--teacher", str(run / "last.pt"), "--distill", "0.5", "--device", "cpu"]
+        ["--pack", str(packed), "--out", str(students), "--minutes", "0.05", "--variants", "w8a0.5,w8a0.5k0.2t1,w8a1k0",
+         "--batch", "4", "--crop", "32", "--teacher", str(run / "last.pt"), str(run / "last.pt"),
+         "--distill", "0.5", "--device", "cpu"]
     )  # fmt: skip
     st = torch.load(students / "student_w8a0.5.pt", weights_only=False)
     assert st["distilled_from"].endswith("last.pt") and st["distill_weight"] == 0.5
+    assert torch.load(students / "student_w8a0.5k0.2t1.pt", weights_only=False)["distill_weight"] == 0.2
+    assert torch.load(students / "student_w8a1k0.pt", weights_only=False)["distilled_from"] is None
+    with pytest.raises(SystemExit, match="teacher 2"):
+        train_student.main(["--pack", str(packed), "--variants", "w8a0.5k0.3t2", "--teacher", str(run / "last.pt")])
     onnx_path = tmp_path / "teacher.onnx"
     export.main([str(run / "last.pt"), "--out", str(onnx_path)])
     card = json.loads(onnx_path.with_suffix(".json").read_text())

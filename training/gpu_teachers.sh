@@ -13,7 +13,7 @@
 #
 # Carried (ignored paths, 65 MB with the tree): packed/train144q75.npz (python -m training.pack
 # --size 144 --quality 75), packed/eval (../shared/data/eval; PNGs as lossless WebP),
-# packed/student_init.pt (the shipped student's checkpoint).
+# INIT (default packed/student_init.pt, a student checkpoint to start from).
 #   run(command="bash training/gpu_teachers.sh", carry=[...those three...], timeout_s=...)
 # CPU smoke test: CPU_TEST=1 bash training/gpu_teachers.sh
 set -uo pipefail
@@ -21,6 +21,9 @@ OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 TEACHER_MIN=${TEACHER_MIN:-3.3}
 STUDENT_MIN=${STUDENT_MIN:-3.3}
+INIT=${INIT:-packed/student_init.pt}
+VARIANTS=${VARIANTS:-w16a0.5d5k0i,w16a0.5d5k0.3i,w16a0.5d5k0.6i}
+INIT_LR=${INIT_LR:-0.5}
 PACK=${PACK:-packed/train144q75.npz}
 EVAL=${EVAL:-packed/eval}
 RUNS=${RUNS:-/tmp/teacher_runs}
@@ -50,8 +53,8 @@ wait $P1; echo "pix2pix teacher exit $?"; wait $P2; echo "fusion teacher exit $?
 tail -n 3 "$RUNS/pix2pix.log" "$RUNS/fusion.log"
 date +%T
 python3 -m training.train_student --pack "$PACK" --minutes "$STUDENT_MIN" --batch $SBATCH \
-  --teacher "$RUNS/pix2pix/last.pt" --init packed/student_init.pt \
-  --variants "w16a0.5d5k0i,w16a0.5d5k0.3i,w16a0.5d5k0.6i" --out "$OUT/students" "${SEXTRA[@]}" \
+  --teacher "$RUNS/pix2pix/last.pt" "$RUNS/fusion/last.pt" --init "$INIT" --init-lr-scale "$INIT_LR" \
+  --variants "$VARIANTS" --out "$OUT/students" "${SEXTRA[@]}" \
   > "$RUNS/students.log" 2>&1 &
 P3=$!
 for t in pix2pix fusion; do
@@ -63,8 +66,7 @@ done
 wait $P3; echo "students exit $?"
 date +%T
 } 2>&1 | tee "$OUT/run.log"
-# at most 8 files come back: the students' folder (checkpoints + report) and one archive
-# with the teachers' logs, cards, evaluations and sheets
-cp "$RUNS/students.log" "$OUT/students/" 2>/dev/null
+# at most 8 files come back: the students' folder (checkpoints + report), the log, and one
+# archive with the students' log and the teachers' logs, cards, evaluations and sheets
 tar -czf "$OUT/teachers.tgz" -C "$RUNS" --exclude='*.pt' --exclude='*.onnx' --exclude='*.tmp' .
 ls -la "$OUT" "$OUT/students"

@@ -70,18 +70,19 @@ def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
 
 
 def parse_variants(spec: str) -> list[dict]:
-    """'w24a0.5,w16a1d5p0.1k0.3i' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
-    'distill': None, 'init': False}, ...]
+    """'w24a0.5,w16a1d5p0.1k0.3t1i' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
+    'distill': None, 'teacher': 0, 'init': False}, ...]
     w: width, a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
-    teacher's targets for this variant (default: --distill), i: start from --init."""
+    teacher's targets for this variant (default: --distill), t: which --teacher (0-based,
+    default the first), i: start from --init."""
     import re
 
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(i)?", item)
+        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?", item)
         if not m:
-            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1k0.3i")
+            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1k0.3t1i")
         out.append(
             {
                 "name": item,
@@ -90,7 +91,8 @@ def parse_variants(spec: str) -> list[dict]:
                 "depth": int(m[3] or 4),
                 "dropout": float(m[4] or 0.0),
                 "distill": float(m[5]) if m[5] else None,
-                "init": bool(m[6]),
+                "teacher": int(m[6] or 0),
+                "init": bool(m[7]),
             }
         )
     return out
@@ -109,7 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument(
-        "--teacher", type=Path, help="distil: a train_teacher checkpoint whose a*b* the student also learns"
+        "--teacher",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="distil: train_teacher checkpoint(s) whose a*b* the student also learns (a variant's t<j> picks one)",
     )
     ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets (1 - it: ground truth)")
     ap.add_argument("--init", type=Path, help="a student checkpoint that variants ending in 'i' start from")
@@ -151,22 +157,22 @@ def main(argv: list[str] | None = None) -> None:
             v["distill"] = a.distill if a.teacher else 0.0
         if not 0.0 <= v["distill"] <= 1.0:
             raise SystemExit(f"distillation weight of {v['name']} must be in [0, 1], got {v['distill']}")
-        if v["distill"] > 0 and not a.teacher:
-            raise SystemExit(f"variant {v['name']} distils: give --teacher")
+        if v["distill"] > 0 and v["teacher"] >= len(a.teacher):
+            raise SystemExit(f"variant {v['name']} distils from teacher {v['teacher']}: give that many --teacher")
         if v["init"] and init is None:
             raise SystemExit(f"variant {v['name']} starts from a checkpoint: give --init")
-    # the teacher runs on every batch: only when some variant learns from it
-    teacher = load_teacher(a.teacher, dev) if any(v["distill"] > 0 for v in variants) else None
+    # a teacher runs on every batch: only those some variant learns from are loaded
+    teachers = {j: load_teacher(a.teacher[j], dev) for j in sorted({v["teacher"] for v in variants if v["distill"] > 0})}
 
     def targets(x: torch.Tensor, ab: torch.Tensor):
-        """Soft targets from the ground truth and, when distilling, the teacher's."""
+        """Soft targets from the ground truth and, when distilling, each teacher's."""
         t, nearest = soft_targets(ab, bins)
-        if teacher is None:
-            return t, None, nearest
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            t_ab = teacher_ab(teacher, x).float()
-        t_teacher, _ = soft_targets(F.avg_pool2d(t_ab, 4), bins)
-        return t, t_teacher, nearest
+        t_teachers = {}
+        for j, teacher in teachers.items():
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                t_ab = teacher_ab(teacher, x).float()
+            t_teachers[j], _ = soft_targets(F.avg_pool2d(t_ab, 4), bins)
+        return t, t_teachers, nearest
 
     models, opts, weights = [], [], []
     for v in variants:
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             for g in opt.param_groups:
                 g["lr"] = lr * (a.init_lr_scale if v["init"] else 1.0)
             k = v["distill"]
-            target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher
+            target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher[v["teacher"]]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 logits = m.logits(x)
             logp = F.log_softmax(logits.float(), dim=1)
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         "val_images": len(val),
         "bins": int(bins.shape[0]),
         "torch": torch.__version__,
-        "distilled_from": str(a.teacher) if a.teacher else None,
+        "distilled_from": [str(t) for t in a.teacher] or None,
         "init_from": str(a.init) if a.init else None,
         "val_history": history,
         "variants": {},
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": elapsed,
                 "batch": a.batch,
                 "crop": a.crop,
-                "distilled_from": str(a.teacher) if v["distill"] > 0 else None,
+                "distilled_from": str(a.teacher[v["teacher"]]) if v["distill"] > 0 else None,
                 "distill_weight": v["distill"],
                 "init_from": str(a.init) if v["init"] else None,
                 "init_steps": init["steps"] if v["init"] else 0,
@@ -288,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
             "width": v["width"],
             "alpha": v["alpha"],
             "distill_weight": v["distill"],
+            "teacher": str(a.teacher[v["teacher"]]) if v["distill"] > 0 else None,
             "init": v["init"],
             "val_ce": ce,
             "by_temperature": by_t,
