@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         if v["init"] and init is None:
             raise SystemExit(f"variant {v['name']} starts from a checkpoint: give --init")
     # a teacher runs on every batch: only those some variant learns from are loaded
-    teachers = {j: load_teacher(a.teacher[j], dev) for j in sorted({v["teacher"] for v in variants if v["distill"] > 0})}
+    used = sorted({v["teacher"] for v in variants if v["distill"] > 0})
+    teachers = {j: load_teacher(a.teacher[j], dev) for j in used}
 
     def targets(x: torch.Tensor, ab: torch.Tensor):
         """Soft targets from the ground truth and, when distilling, each teacher's."""
