@@ -191,3 +191,31 @@ def test_config_overrides_and_unknown_sections():
     assert cfg["train"]["steps"] == 7 and cfg["loss"]["gan"] == "lsgan" and cfg["model"]["depth"] == 8
     with pytest.raises(SystemExit, match="unknown config"):
         train_teacher.load_config(None, ["optimiser.lr=1"])
+
+
+def test_wise_interpolates_two_students_and_refuses_mismatches(tmp_path):
+    from training import wise
+    from training.student import StudentUNet, ab_bins
+
+    bins = ab_bins()[:40]
+
+    def ckpt(seed: int, width: int = 8) -> Path:
+        torch.manual_seed(seed)
+        m = StudentUNet(bins, width=width, depth=4)
+        path = tmp_path / f"s{seed}w{width}.pt"
+        torch.save({"state_dict": m.state_dict(), "width": width, "depth": 4, "bins": bins, "alpha": 0.5}, path)
+        return path
+
+    a, b = ckpt(0), ckpt(1)
+    wise.main([str(a), str(b), "--lam", "0.25", "--out", str(tmp_path / "c.pt")])
+    sa, sb = (torch.load(p, weights_only=False)["state_dict"] for p in (a, b))
+    c = torch.load(tmp_path / "c.pt", weights_only=False)
+    for k, v in c["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6), k
+    assert c["wise"] == {"a": a.name, "b": b.name, "lam": 0.25}
+    StudentUNet(bins, width=8, depth=4).load_state_dict(c["state_dict"])  # still a student
+    with pytest.raises(SystemExit, match="width"):
+        wise.main([str(a), str(ckpt(2, width=16)), "--lam", "0.5", "--out", str(tmp_path / "d.pt")])
+    with pytest.raises(SystemExit, match="lam"):
+        wise.main([str(a), str(b), "--lam", "1.5", "--out", str(tmp_path / "d.pt")])
