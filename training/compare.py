@@ -33,8 +33,14 @@ def panels(sheet: np.ndarray, widths: list[int]) -> list[list[np.ndarray]]:
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
+    """White text with a dark outline. The outline is the same 1-pixel text drawn at the 8
+    neighbouring offsets: OpenCV 5 spaces thicker strokes wider, so a thick black pass under a
+    thin white one no longer lines up."""
     img = img.copy()
-    cv2.putText(img, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            if dx or dy:
+                cv2.putText(img, text, (6 + dx, 20 + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
