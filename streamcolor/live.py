@@ -379,7 +379,19 @@ def run_live(
     if out is None and record is None and preview is None:
         raise ConfigError("nothing to do: give an output, --record, or --preview")
     with _ctrl_c_as_flag() as ctrl_c:
-        return _run_live(spec, out, cfg, record, preview, stop, warn, colorizer, controls, ctrl_c, on_first_frame)
+        return _run_live(
+            spec,
+            out,
+            cfg,
+            record=record,
+            preview=preview,
+            stop=stop,
+            warn=warn,
+            colorizer=colorizer,
+            controls=controls,
+            ctrl_c=ctrl_c,
+            on_first_frame=on_first_frame,
+        )
 
 
 @contextlib.contextmanager
@@ -400,7 +412,21 @@ def _ctrl_c_as_flag():
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_live(spec, out, cfg, record, preview, stop, warn, colorizer, controls, ctrl_c, on_first_frame) -> LiveSummary:
+def _run_live(
+    spec: SourceSpec,
+    out: str | Path | None,
+    cfg: LiveConfig,
+    *,
+    record: Path | None,
+    preview,
+    stop: threading.Event,
+    warn: Callable[[str], None],
+    colorizer: Colorizer | None,
+    controls: LiveControls | None,
+    ctrl_c: threading.Event,
+    on_first_frame: Callable[[float], None] | None,
+) -> LiveSummary:
+    """run_live's body, with Ctrl-C already turned into the ctrl_c event."""
     called = time.perf_counter()
     for target in (out, record):
         if target is not None and not is_url(target):
