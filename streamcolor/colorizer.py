@@ -202,22 +202,21 @@ class Colorizer:
         # the clamp must hold for the block's darkest and brightest luma, not its mean.
         y_lo, y_hi = _block_min_max(y8, chroma_shape)
         gray = _gray_luts(full_range)
-        room_up = cv2.LUT(cv2.merge([y_hi, y_hi, y_hi]), gray[1])  # 1 - y: headroom above
-        room_down = cv2.LUT(cv2.merge([y_lo, y_lo, y_lo]), gray[0])  # y: room below
-        # Largest s <= 1 with 0 <= y + s * d <= 1 on every channel. Arrays are viewed as
-        # (h, w * 3) single-channel images so OpenCV applies scalars to every channel.
+        room_up = cv2.LUT(y_hi, gray[1])  # 1 - y: headroom above
+        room_down = cv2.LUT(y_lo, gray[0])  # y: room below
+        # Largest s <= 1 with 0 <= y + s * d <= 1 on every channel: room / d falls as d
+        # grows, so only each pixel's largest rise and largest fall over R', G', B' matter
+        # (the same s as dividing channel by channel, with a third of the divisions).
+        d0, d1, d2 = cv2.split(d)
+        rise = cv2.max(cv2.max(cv2.max(d0, d1), d2), 1e-6)
+        fall = cv2.max(cv2.multiply(cv2.min(cv2.min(d0, d1), d2), -1.0), 1e-6)
+        s = cv2.min(cv2.min(cv2.divide(room_up, rise), cv2.divide(room_down, fall)), 1.0)
         h, w = chroma_shape
-        flat = d.reshape(h, w * 3)
-        lim = cv2.min(
-            cv2.divide(room_up.reshape(h, w * 3), cv2.max(flat, 1e-6)),
-            cv2.divide(room_down.reshape(h, w * 3), cv2.max(cv2.multiply(flat, -1.0), 1e-6)),
-        ).reshape(h, w, 3)
-        r0, r1, r2 = cv2.split(lim)
-        s = cv2.min(cv2.min(cv2.min(r0, r1), r2), 1.0)
         scale = 255.0 if full_range else 224.0
         uv = cv2.multiply(cbcr.reshape(h, w * 3), cv2.merge([s, s, s]).reshape(h, w * 3), scale=scale)
-        uv = cv2.add(uv, 128.0).reshape(h, w, 3)
-        u8 = np.clip(uv, 0, 255).round().astype(np.uint8)
+        # + 128, rounded and saturated to uint8 in one pass (the values are >= 0.5 here, so
+        # the absolute value taken on the way changes nothing)
+        u8 = cv2.convertScaleAbs(uv, alpha=1.0, beta=128.0).reshape(h, w, 3)
         return u8[..., 0], u8[..., 1]
 
     def colorize_luma(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
