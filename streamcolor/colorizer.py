@@ -207,9 +207,10 @@ class Colorizer:
         # Largest s <= 1 with 0 <= y + s * d <= 1 on every channel: room / d falls as d
         # grows, so only each pixel's largest rise and largest fall over R', G', B' matter
         # (the same s as dividing channel by channel, with a third of the divisions).
-        d0, d1, d2 = cv2.split(d)
-        rise = cv2.max(cv2.max(cv2.max(d0, d1), d2), 1e-6)
-        fall = cv2.max(cv2.multiply(cv2.min(cv2.min(d0, d1), d2), -1.0), 1e-6)
+        # (numpy on the channel views: cv2.split took 7 ms at 1080p inside the pipeline)
+        d0, d1, d2 = d[..., 0], d[..., 1], d[..., 2]
+        rise = cv2.max(np.maximum(np.maximum(d0, d1), d2), 1e-6)
+        fall = cv2.max(cv2.multiply(np.minimum(np.minimum(d0, d1), d2), -1.0), 1e-6)
         s = cv2.min(cv2.min(cv2.divide(room_up, rise), cv2.divide(room_down, fall)), 1.0)
         h, w = chroma_shape
         scale = 255.0 if full_range else 224.0
