@@ -102,6 +102,13 @@ def _chroma_matrices(matrix: str) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([to_chroma, pad.T]), np.hstack([to_rgb, pad])
 
 
+@functools.cache
+def _chroma_delta_matrix(matrix: str) -> np.ndarray:
+    """(3, 3) R'G'B' -> what its chroma alone adds to R', G', B' (to_rgb @ to_chroma)."""
+    to_chroma, to_rgb = _chroma_matrices(matrix)
+    return to_rgb @ to_chroma
+
+
 class Colorizer:
     """Turns gray frames into chroma with one engine and its model card."""
 
@@ -193,11 +200,11 @@ class Colorizer:
         """
         lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-        to_chroma, to_rgb = _chroma_matrices(matrix)
+        to_chroma = _chroma_matrices(matrix)[0]
         # 3x3 transforms (OpenCV's fast case; 3 -> 2 channels was 6x slower): (Cb, Cr, 0) in
         # [-0.5, 0.5], and what that chroma adds to R', G', B' on top of the luma.
         cbcr = cv2.transform(rgb, to_chroma)
-        d = cv2.transform(rgb, to_rgb @ to_chroma)
+        d = cv2.transform(rgb, _chroma_delta_matrix(matrix))
         # The decoder pairs each chroma sample with every luma sample of its block, so
         # the clamp must hold for the block's darkest and brightest luma, not its mean.
         y_lo, y_hi = _block_min_max(y8, chroma_shape)
