@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
-from streamcolor.sink import EncodeOptions, VideoSink, check_output_path
+from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
 from streamcolor.source import VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 
@@ -98,18 +100,23 @@ def colorize_video(
     on_progress: Callable[[Progress], None] | None = None,
     warn: Callable[[str], None] = print,
     colorizer: Colorizer | None = None,
+    overwrite: bool = False,
+    stream: int | None = None,
 ) -> VideoSummary:
-    """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata."""
+    """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata.
+
+    overwrite: replace an existing OUT (refused otherwise). stream: the input stream index
+    to colorize (default: the best video stream, as FFmpeg chooses it)."""
     cfg = cfg or ColorizeConfig()
     out = Path(out)
     is_url = "://" in str(src)
-    check_output_path(out, [] if is_url else [Path(src)])
+    check_output_path(out, [] if is_url else [Path(src)], overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
     gpu = hasattr(colorizer.engine, "run_tensor")  # a GPU engine: NVDEC/NVENC where the GPU has them
-    with VideoSource(src, hw_decode=gpu) as source:
+    with VideoSource(src, hw_decode=gpu, stream=stream) as source:
         info = source.info
         encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
         sink = VideoSink(out, info, encode, warn=warn)
@@ -150,7 +157,7 @@ def colorize_video(
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def colorize_image_file(src: Path, out: Path, colorizer: Colorizer) -> None:
+def colorize_image_file(src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print) -> None:
     data = np.fromfile(src, np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
@@ -163,42 +170,91 @@ def colorize_image_file(src: Path, out: Path, colorizer: Colorizer) -> None:
     ok, buf = cv2.imencode(ext, rgb[..., ::-1])
     if not ok:
         raise OutputError(f"cannot encode {out.name}")
+    write_atomically(out, buf.tobytes())
+
+
+def write_atomically(out: Path, data: bytes) -> None:
+    """Write through NAME.partial.EXT and rename: OUT is whole or absent, never half-written."""
     tmp = out.with_name(f"{out.stem}.partial{out.suffix}")
     try:
-        buf.tofile(tmp)
+        tmp.write_bytes(data)
         tmp.replace(out)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def colorize_images(
-    src: str | Path, out: str | Path, cfg: ColorizeConfig | None = None, warn: Callable[[str], None] = print
-) -> list[Path]:
-    """IN a file -> OUT a file; IN a folder -> OUT a folder (created), same file names."""
-    cfg = cfg or ColorizeConfig()
-    src, out = Path(src), Path(out)
+def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[list[tuple[Path, Path]], bool]:
+    """(input, output) pairs with cp's rules, checked before any work; and whether the output
+    folder must be created. A file into an existing folder (or OUT ending in '/') keeps its
+    name; a folder goes into a folder (created when missing), never into an image file name."""
+    into_folder = str(out).endswith(("/", os.sep))
+    out = Path(out)
     if not src.exists():
         raise InputError(f"input not found: {src}")
-    colorizer = make_colorizer(cfg)
     if src.is_file():
-        check_output_path(out, [src])
-        colorize_image_file(src, out, colorizer)
-        return [out]
+        if out.is_dir():
+            out = out / src.name
+        elif into_folder:
+            raise OutputError(f"output folder does not exist: {out}")
+        check_output_path(out, [src], overwrite)
+        if out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        return [(src, out)], False
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if out.exists() and not out.is_dir():
         raise OutputError(f"input is a folder, so the output must be a folder: {out}")
+    if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError(f"input is a folder, so the output must be a folder, not an image name: {out}")
     if out.resolve() == src.resolve():
         raise OutputError(f"output folder is the input folder: {out}")
     if not out.parent.is_dir():
         raise OutputError(f"output folder's parent does not exist: {out.parent}")
-    out.mkdir(exist_ok=True)
-    written = []
-    for f in files:
+    create = not out.exists()
+    check_writable(out if out.exists() else out.parent)
+    pairs = [(f, out / f.name) for f in files]
+    if not overwrite:
+        existing = [o for _, o in pairs if o.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise OutputError(f"output exists: {existing[0]}{more} (give --overwrite or -y to replace)")
+    return pairs, create
+
+
+def colorize_images(
+    src: str | Path,
+    out: str | Path,
+    cfg: ColorizeConfig | None = None,
+    warn: Callable[[str], None] = print,
+    overwrite: bool = False,
+) -> list[Path]:
+    """IN a file -> OUT a file (or into OUT when it is a folder); IN a folder -> OUT a folder
+    (created), same file names. Every output is checked before the first is written; a write
+    failure stops the run with what was written complete and nothing half-written."""
+    cfg = cfg or ColorizeConfig()
+    pairs, create = image_targets(Path(src), out, overwrite)
+    colorizer = make_colorizer(cfg)
+    folder = Path(out)
+    if create:
         try:
-            colorize_image_file(f, out / f.name, colorizer)
-            written.append(out / f.name)
-        except InputError as e:
-            warn(f"skipped: {e}")
+            folder.mkdir()
+        except OSError as e:
+            raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
+    written = []
+    try:
+        for f, target in pairs:
+            try:
+                colorize_image_file(f, target, colorizer, warn)
+                written.append(target)
+            except InputError as e:
+                if len(pairs) == 1:
+                    raise
+                warn(f"skipped: {e}")
+    finally:
+        if create and not written:  # a folder we made and left empty is not an output
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return written

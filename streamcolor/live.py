@@ -369,6 +369,7 @@ def run_live(
     colorizer: Colorizer | None = None,
     controls: LiveControls | None = None,
     on_first_frame: Callable[[float], None] | None = None,
+    overwrite: bool = False,
 ) -> LiveSummary:
     """Colorize SPEC live into OUT (URL, .m3u8 or file) and/or RECORD and/or the preview,
     until the input ends (files), stop is set, or Ctrl-C. Latency mode: batch 1, no
@@ -391,7 +392,16 @@ def run_live(
             controls=controls,
             ctrl_c=ctrl_c,
             on_first_frame=on_first_frame,
+            overwrite=overwrite,
         )
+
+
+def check_live_outputs(spec: SourceSpec, out: str | Path | None, record: Path | None, overwrite: bool) -> None:
+    """The file outputs of a live run (OUT when a file or playlist, --record), checked before
+    anything starts: writable, not the input, not an existing file unless overwrite."""
+    for target in (out, record):
+        if target is not None and not is_url(target):
+            check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)], overwrite)
 
 
 @contextlib.contextmanager
@@ -405,11 +415,13 @@ def _ctrl_c_as_flag():
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    # SIGTERM (a service manager stopping us) ends a live run the same clean way
+    previous = {sig: signal.signal(sig, lambda signum, frame: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_live(
@@ -425,12 +437,11 @@ def _run_live(
     controls: LiveControls | None,
     ctrl_c: threading.Event,
     on_first_frame: Callable[[float], None] | None,
+    overwrite: bool = False,
 ) -> LiveSummary:
     """run_live's body, with Ctrl-C already turned into the ctrl_c event."""
     called = time.perf_counter()
-    for target in (out, record):
-        if target is not None and not is_url(target):
-            check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)])
+    check_live_outputs(spec, out, record, overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     controls = controls or LiveControls(cfg.temporal)
     keep_frame_buffers()

@@ -7,9 +7,11 @@ or Ctrl-C the partial file is deleted, so a file at OUT is always a finished one
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,18 +99,33 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.partial{out.suffix}")
 
 
-def check_output_path(out: Path, inputs: list[Path]) -> None:
-    """Refuse outputs that cannot be written, or that would overwrite an input."""
+def check_output_path(out: Path, inputs: list[Path], overwrite: bool = False) -> None:
+    """Refuse, before any work starts, an output that cannot be written, that would replace
+    an input, or that exists when overwrite was not asked for (never a silent overwrite)."""
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder is not writable: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output folder is not a folder: {parent}")
     if out.is_dir():
         raise OutputError(f"output is a folder, expected a file: {out}")
     for inp in inputs:
         if out.resolve() == inp.resolve() or (out.exists() and inp.exists() and out.samefile(inp)):
             raise OutputError(f"output is the same file as the input: {out}")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputError(f"output exists: {out} (give --overwrite or -y to replace it)")
+    check_writable(parent)
+
+
+def check_writable(folder: Path) -> None:
+    """Create and delete a file in folder: the only check that a read-only disk, a folder
+    without permission or ACLs and root's rights all answer truthfully (os.access does not)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".streamcolor-", dir=folder)
+    except OSError as e:
+        raise OutputError(f"cannot write in {folder}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def _format_for(out: Path | str) -> str:
@@ -259,16 +276,26 @@ class VideoSink:
             self._mux_other(item)
         self._pending.clear()
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """A full disk (ENOSPC), a file size limit (EFBIG), a disk gone read-only (EROFS)...
+        while writing: one OutputError naming the file; leaving the sink deletes the partial file."""
+        try:
+            yield
+        except OSError as e:  # PyAV's errors for these errno values are OSErrors too
+            raise OutputError(f"cannot write {self.out}: {e.strerror or e}") from None
+
     def write(self, item: object) -> None:
         """A colorized GrayFrame, an av.Packet to copy, or DecodedAudio to re-encode."""
-        if isinstance(item, GrayFrame):
-            if self.container is None:
-                self._open(item)
-            self._encode_video(item)
-        elif self.container is None:
-            self._pending.append(item)
-        else:
-            self._mux_other(item)
+        with self._writing():
+            if isinstance(item, GrayFrame):
+                if self.container is None:
+                    self._open(item)
+                self._encode_video(item)
+            elif self.container is None:
+                self._pending.append(item)
+            else:
+                self._mux_other(item)
 
     def _encode_video(self, f: GrayFrame) -> None:
         frame = av.VideoFrame(self.info.width, self.info.height, "yuv420p")
@@ -303,18 +330,19 @@ class VideoSink:
             self.abort()
             return
         try:
-            for packet in self.video.encode():
-                self.container.mux(packet)
-            for a in self.reencoded.values():
-                for p in a.encode():
-                    self.container.mux(p)
-            self.container.close()
+            with self._writing():
+                for packet in self.video.encode():
+                    self.container.mux(packet)
+                for a in self.reencoded.values():
+                    for p in a.encode():
+                        self.container.mux(p)
+                self.container.close()
+                self.container = None
+                if self.tmp is not None:
+                    os.replace(self.tmp, self.out)
         except BaseException:
             self.abort()
             raise
-        self.container = None
-        if self.tmp is not None:
-            os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
         if self.container is not None:

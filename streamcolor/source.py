@@ -108,6 +108,54 @@ def open_nvdec(stream: av.VideoStream) -> av.CodecContext | None:
     return ctx
 
 
+# Video streams that are pictures, not the programme: cover art (an MP4's "covr", an MP3's
+# APIC), thumbnails; FFmpeg's own stream choice passes over them too.
+_NOT_PROGRAMME = ("attached_pic", "timed_thumbnails", "still_image")
+
+
+def _flags(stream: av.stream.Stream) -> set[str]:
+    d = stream.disposition
+    return {name for name, flag in av.stream.Disposition.__members__.items() if d & flag}
+
+
+def _is_picture(s: av.VideoStream) -> bool:
+    """Cover art or a thumbnail: flagged so, or one frame (or an unknown count) of a
+    still-picture codec (a Matroska or NUT cover loses its flag on the way in)."""
+    if _flags(s) & set(_NOT_PROGRAMME):
+        return True
+    return s.codec_context.name in _PICTURE_CODECS and s.frames <= 1
+
+
+_PICTURE_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000"}
+
+
+def choose_video_stream(container: av.container.InputContainer, index: int | None, path: str) -> av.VideoStream:
+    """The video stream to colorize: `index` when given, else the way FFmpeg chooses
+    (av_find_best_stream and the ffmpeg command): cover art and thumbnails passed over, then
+    a default disposition first, then the largest picture, then the first. A one-line
+    InputError when nothing usable is there."""
+    streams = list(container.streams)
+    if index is not None:
+        if not 0 <= index < len(streams):
+            raise InputError(f"{path} has no stream #{index} (it has {len(streams)})")
+        if streams[index].type != "video":
+            videos = ", ".join(str(s.index) for s in container.streams.video) or "none"
+            raise InputError(f"stream #{index} of {path} is {streams[index].type}, not video (video streams: {videos})")
+        return streams[index]
+    videos = [s for s in container.streams.video if s.codec_context.width and s.codec_context.height]
+    if not videos:
+        raise InputError(f"{path} has no video stream")
+    programme = [s for s in videos if not _is_picture(s)]
+    if not programme:
+        names = ", ".join(f"#{s.index}" for s in videos)
+        raise InputError(f"{path} has no video, only a picture (cover art): {names}; give --stream N to colorize it")
+
+    def score(s: av.VideoStream) -> tuple[bool, int, int]:
+        return "default" in _flags(s), s.codec_context.width * s.codec_context.height, -s.index
+
+    return max(programme, key=score)
+
+
 class VideoSource:
     """Opens a file or URL with PyAV. A context manager; iterate with items()."""
 
@@ -120,13 +168,15 @@ class VideoSource:
         timeout: tuple[float, float] | None = None,
         carry_streams: bool = True,
         hw_decode: bool = False,
+        stream: int | None = None,
     ):
         """threads: frame-threaded decoding (throughput for files; it delays each frame, so
         live sources turn it off). fmt/options: FFmpeg input format and its options (a
         camera: fmt 'v4l2'). timeout: (open, read) seconds for network inputs.
         carry_streams: also read the audio and subtitle streams (live mode does not).
         hw_decode: decode on the GPU with NVDEC (h264_cuvid, hevc_cuvid...) when FFmpeg
-        has that decoder and an NVIDIA driver is present; CPU decoding otherwise."""
+        has that decoder and an NVIDIA driver is present; CPU decoding otherwise.
+        stream: the index of the video stream to colorize; None: choose_video_stream()."""
         self.path = str(path)
         device = fmt is not None  # a camera path is not checked like a file
         if not device and "://" not in self.path and not Path(self.path).exists():
@@ -139,10 +189,11 @@ class VideoSource:
             )
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
-        if not self.container.streams.video:
+        try:
+            self.stream = choose_video_stream(self.container, stream, self.path)
+        except InputError:
             self.container.close()
-            raise InputError(f"{self.path} has no video stream")
-        self.stream = self.container.streams.video[0]
+            raise
         cc = self.stream.codec_context
         if threads:
             cc.thread_type = "AUTO"  # frame threading: throughput for files (adds latency)

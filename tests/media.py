@@ -128,3 +128,42 @@ def read_video(path: Path) -> dict:
         out["audio_codec"] = audio[0].codec_context.name if audio else None
         out["audio_packets"] = [bytes(p) for p in c.demux(*audio) if p.size] if audio else []
     return out
+
+
+def make_streams(path: Path, videos: list[dict], audio: bool = False) -> Path:
+    """Several video streams in one file, in the order given. Each dict: width, height,
+    frames, and optionally codec ('libx264'; 'mjpeg' for a picture) and disposition (a
+    name of av.stream.Disposition: 'attached_pic', 'default'...)."""
+    with av.open(str(path), "w") as c:
+        streams = []
+        for spec in videos:
+            codec = spec.get("codec", "libx264")
+            s = c.add_stream(codec, rate=spec.get("rate", 25))
+            s.width, s.height = spec["width"], spec["height"]
+            s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            if "disposition" in spec:
+                s.disposition = av.stream.Disposition[spec["disposition"]]
+            streams.append(s)
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=48000)
+            a.layout = "mono"
+        for s, spec in zip(streams, videos):
+            for i in range(spec["frames"]):
+                f = av.VideoFrame.from_ndarray(scene(spec["height"], spec["width"], i), format="rgb24")
+                f = f.reformat(format=s.pix_fmt)
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        if a is not None:
+            for start in range(0, 48000, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate = 48000
+                af.pts = start
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path
