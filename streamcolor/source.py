@@ -72,6 +72,46 @@ class DecodedAudio:
     frame: av.AudioFrame
 
 
+class FrameTimes:
+    """Decoded frames' times made valid: strictly increasing, none missing, starting where
+    the container's start is moved to zero.
+
+    Which of pts and dts to trust is FFmpeg's own rule (libavcodec/decode.c,
+    guess_correct_pts, what ffmpeg calls best_effort_timestamp): the one that has gone
+    backwards fewer times so far. MPEG-4 with packed B-frames in AVI carries dts only, so
+    its frames' pts come out of order while their dts are right. A time still missing or not
+    after the previous frame's becomes the previous one plus one frame (`step` ticks), so
+    repeats, jumps back and gaps never reach the muxer and no frame is dropped."""
+
+    def __init__(self, step: int, start: int = 0):
+        self.step = max(1, step)
+        self.start = start
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.last: int | None = None
+        self.repaired = 0
+
+    def __call__(self, pts: int | None, dts: int | None) -> int:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        t = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+        t = None if t is None else t - self.start
+        if t is None or (self.last is not None and t <= self.last):
+            t = 0 if self.last is None else self.last + self.step
+            self.repaired += 1
+        self.last = t
+        return t
+
+
+def _ticks(seconds: Fraction, time_base: Fraction) -> int:
+    return int(round(seconds / time_base))
+
+
 def _bit_depth(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
@@ -118,11 +158,10 @@ def _flags(stream: av.stream.Stream) -> set[str]:
     return {name for name, flag in av.stream.Disposition.__members__.items() if d & flag}
 
 
-def _is_picture(s: av.VideoStream) -> bool:
-    """Cover art or a thumbnail: flagged so, or one frame (or an unknown count) of a
-    still-picture codec (a Matroska or NUT cover loses its flag on the way in)."""
-    if _flags(s) & set(_NOT_PROGRAMME):
-        return True
+def _maybe_picture(s: av.VideoStream) -> bool:
+    """One frame (or an unknown count) of a still-picture codec: cover art whose flag was
+    lost on the way in (Matroska and NUT keep no attached_pic flag), or MJPEG video whose
+    container gives no frame count; such a stream is taken only when there is no other."""
     return s.codec_context.name in _PICTURE_CODECS and s.frames <= 1
 
 
@@ -131,8 +170,9 @@ _PICTURE_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg
 
 def choose_video_stream(container: av.container.InputContainer, index: int | None, path: str) -> av.VideoStream:
     """The video stream to colorize: `index` when given, else the way FFmpeg chooses
-    (av_find_best_stream and the ffmpeg command): cover art and thumbnails passed over, then
-    a default disposition first, then the largest picture, then the first. A one-line
+    (av_find_best_stream and the ffmpeg command): cover art and thumbnails passed over, a
+    lone still picture after any moving stream, then a default disposition first, then the
+    largest picture, then the first. A one-line
     InputError when nothing usable is there."""
     streams = list(container.streams)
     if index is not None:
@@ -145,13 +185,14 @@ def choose_video_stream(container: av.container.InputContainer, index: int | Non
     videos = [s for s in container.streams.video if s.codec_context.width and s.codec_context.height]
     if not videos:
         raise InputError(f"{path} has no video stream")
-    programme = [s for s in videos if not _is_picture(s)]
+    programme = [s for s in videos if not _flags(s) & set(_NOT_PROGRAMME)]
     if not programme:
         names = ", ".join(f"#{s.index}" for s in videos)
         raise InputError(f"{path} has no video, only a picture (cover art): {names}; give --stream N to colorize it")
 
-    def score(s: av.VideoStream) -> tuple[bool, int, int]:
-        return "default" in _flags(s), s.codec_context.width * s.codec_context.height, -s.index
+    def score(s: av.VideoStream) -> tuple[bool, bool, int, int]:
+        area = s.codec_context.width * s.codec_context.height
+        return not _maybe_picture(s), "default" in _flags(s), area, -s.index
 
     return max(programme, key=score)
 
@@ -229,6 +270,12 @@ class VideoSource:
             other_streams=carried,
         )
         self.decode_errors = 0
+        # Every stream is moved by the same start (the container's, the earliest of all its
+        # streams), so outputs start at zero and the A/V offset is kept: an MPEG-TS clock
+        # that starts at 3600 s does not become an hour of nothing.
+        self.start = Fraction(self.container.start_time or 0, 1_000_000)
+        step = _ticks(1 / rate, self.stream.time_base) if rate else 1
+        self.times = FrameTimes(step, _ticks(self.start, self.stream.time_base))
         self.decoder = open_nvdec(self.stream) if hw_decode else None
         self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
 
@@ -270,7 +317,7 @@ class VideoSource:
                 elif packet.dts is not None or packet.size:
                     # Packets without dts are legal (remux.py in PyAV explains why the flush
                     # packet is the one to skip: it has no data).
-                    yield packet
+                    yield self._moved(packet)
                 continue
             try:
                 frames = self.decoder.decode(packet) if self.decoder is not None else packet.decode()
@@ -281,10 +328,21 @@ class VideoSource:
                 yield self.gray(frame, index)
                 index += 1
 
+    def _moved(self, packet: av.Packet) -> av.Packet:
+        """packet with its times moved by the common start (see __init__)."""
+        shift = _ticks(self.start, packet.time_base) if packet.time_base else 0
+        if shift:
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+        return packet
+
     def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
+        pts = self.times(frame.pts, frame.dts)
         if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):  # nv12 (NVDEC): plane 0 is Y too
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.
             rng = 2 if self.info.full_range else 1
             frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
-        return GrayFrame(y8=_y_plane(frame), pts=frame.pts, rotation=int(frame.rotation or 0), index=index)
+        return GrayFrame(y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index)

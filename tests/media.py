@@ -35,10 +35,16 @@ def make_video(
     rotation: int = 0,
     colorspace: int | None = None,
     color_range: int | None = None,
+    start: float = 0.0,
+    options: dict[str, str] | None = None,
+    fmt: str | None = None,
 ) -> Path:
-    """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate."""
-    with av.open(str(path), "w") as c:
-        v = c.add_stream(codec, rate=rate)
+    """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate.
+    start: seconds on the clock of the first frame and audio sample (every stream).
+    options: the video encoder's (e.g. {"bf": "2"} for B-frames). fmt: the muxer, when
+    the file name does not say it."""
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream(codec, rate=rate, options=options or {})
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
         tb = Fraction(1, rate * 10)  # the muxer may change v.time_base once it starts
         v.time_base = tb
@@ -53,7 +59,8 @@ def make_video(
         if audio:
             a = c.add_stream("aac", rate=48000)
             a.layout = "stereo"
-        pts = 0
+        pts = round(start * rate * 10)
+        first = pts
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(scene(height, width, i), format="rgb24")
             if colorspace is not None:
@@ -68,16 +75,16 @@ def make_video(
         for p in v.encode():
             c.mux(p)
         if a is not None:
-            seconds = pts / (rate * 10)
+            seconds = (pts - first) / (rate * 10)
             n = int(48000 * seconds)
             t = np.arange(n) / 48000.0
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             samples = np.stack([tone, tone])
-            for start in range(0, n, 1024):
-                chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+            for start_sample in range(0, n, 1024):
+                chunk = np.ascontiguousarray(samples[:, start_sample : start_sample + 1024])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
                 af.sample_rate = 48000
-                af.pts = start
+                af.pts = start_sample + round(start * 48000)
                 for p in a.encode(af):
                     c.mux(p)
             for p in a.encode():
