@@ -33,8 +33,9 @@ class StreamInfo:
     time_base: Fraction
     average_rate: Fraction | None
     frames_estimate: int  # 0 when unknown
-    frames_estimate_reliable: bool  # from the video stream itself, not the container's duration
+    frames_estimate_reliable: bool  # from the video stream's stated length, not the container's
     duration_s: float | None
+    stated_duration_s: float | None  # the video stream's length as its header, index or tags state it
     pix_fmt: str
     bit_depth: int
     color_range: int  # FFmpeg AVColorRange: 0 unspecified, 1 limited (MPEG), 2 full (JPEG)
@@ -90,7 +91,13 @@ class FrameTimes:
         self.last_pts: int | None = None
         self.last_dts: int | None = None
         self.last: int | None = None
+        self.first: int | None = None
         self.repaired = 0
+
+    @property
+    def span(self) -> int:
+        """Ticks from the first frame to the end of the last (0 before any frame)."""
+        return 0 if self.first is None else self.last - self.first + self.step
 
     def __call__(self, pts: int | None, dts: int | None) -> int:
         if dts is not None:
@@ -104,8 +111,30 @@ class FrameTimes:
         if t is None or (self.last is not None and t <= self.last):
             t = 0 if self.last is None else self.last + self.step
             self.repaired += 1
+        if self.first is None:
+            self.first = t
         self.last = t
         return t
+
+
+def stated_duration(stream: av.VideoStream) -> float | None:
+    """Seconds the container says this stream lasts: its header or index (MP4, MOV, AVI;
+    MPEG-TS/PS from the last timestamps), else Matroska's per-track DURATION tag. AVI's
+    header counts the stream's length in ticks of its time base (dwLength), which survives
+    a cut that takes the index with it."""
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if stream.container.format.name == "avi" and stream.frames and stream.time_base:
+        seconds = max(seconds or 0.0, float(stream.frames * stream.time_base))
+    if seconds:
+        return seconds
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
 
 
 def _ticks(seconds: Fraction, time_base: Fraction) -> int:
@@ -242,15 +271,14 @@ class VideoSource:
         if fmt is None or not cc.width or not cc.height:
             self.container.close()
             raise InputError(f"{self.path}: the video stream has no size or pixel format (broken header?)")
-        duration = None
-        reliable = bool(self.stream.frames)
-        if self.stream.duration and self.stream.time_base:
-            duration = float(self.stream.duration * self.stream.time_base)
-            reliable = True
-        elif self.container.duration:  # the longest stream's: subtitles or audio may run longer
-            duration = self.container.duration / 1e6
-        rate = self.stream.average_rate or self.stream.guessed_rate
-        frames = self.stream.frames or (int(round(duration * rate)) if duration and rate else 0)
+        stated = stated_duration(self.stream)
+        # the container's is the longest stream's (audio or subtitles may run longer): a
+        # progress estimate only, never a reason to say the video ended early
+        duration = stated or (self.container.duration / 1e6 if self.container.duration else None)
+        # FFmpeg's own guess (what the ffmpeg command writes): the average rate of a stream
+        # coded with a fine clock (x264 in 1/250 s ticks in MPEG-TS) can read 250 fps
+        rate = self.stream.guessed_rate or self.stream.average_rate
+        frames = int(round(duration * rate)) if duration and rate else self.stream.frames
         carried = tuple(s for s in self.container.streams if carry_streams and s.type in ("audio", "subtitle"))
         self.info = StreamInfo(
             width=cc.width,
@@ -258,8 +286,9 @@ class VideoSource:
             time_base=self.stream.time_base,
             average_rate=rate,
             frames_estimate=frames,
-            frames_estimate_reliable=reliable,
+            frames_estimate_reliable=stated is not None,
             duration_s=duration,
+            stated_duration_s=stated,
             pix_fmt=fmt.name,
             bit_depth=_bit_depth(fmt),
             color_range=int(cc.color_range or 0),

@@ -38,12 +38,13 @@ def make_video(
     start: float = 0.0,
     options: dict[str, str] | None = None,
     fmt: str | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
     """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate.
     start: seconds on the clock of the first frame and audio sample (every stream).
     options: the video encoder's (e.g. {"bf": "2"} for B-frames). fmt: the muxer, when
     the file name does not say it."""
-    with av.open(str(path), "w", format=fmt) as c:
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
         v = c.add_stream(codec, rate=rate, options=options or {})
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
         tb = Fraction(1, rate * 10)  # the muxer may change v.time_base once it starts
