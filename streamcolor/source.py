@@ -92,12 +92,16 @@ class FrameTimes:
         self.last_dts: int | None = None
         self.last: int | None = None
         self.first: int | None = None
+        self.gap = 0  # ticks between the last two frames
         self.repaired = 0
 
     @property
     def span(self) -> int:
-        """Ticks from the first frame to the end of the last (0 before any frame)."""
-        return 0 if self.first is None else self.last - self.first + self.step
+        """Ticks from the first frame to the end of the last, which is taken to last as long
+        as the one before it (0 before any frame)."""
+        if self.first is None:
+            return 0
+        return self.last - self.first + (self.gap or self.step)
 
     def __call__(self, pts: int | None, dts: int | None) -> int:
         if dts is not None:
@@ -113,6 +117,8 @@ class FrameTimes:
             self.repaired += 1
         if self.first is None:
             self.first = t
+        else:
+            self.gap = t - self.last
         self.last = t
         return t
 
