@@ -53,10 +53,14 @@ class Backend(str, Enum):
 
 
 class Codec(str, Enum):
+    auto = "auto"
     h264 = "h264"
     hevc = "hevc"
     ffv1 = "ffv1"
     prores = "prores"
+    vp9 = "vp9"
+    av1 = "av1"
+    gif = "gif"
 
 
 class Preset(str, Enum):
@@ -135,7 +139,9 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace O
 @app.command()
 def video(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
-    out: Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (.mp4, .mkv, .mov, .avi).")],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif).")
+    ],
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: Annotated[
@@ -151,7 +157,9 @@ def video(
     deflicker: Annotated[
         bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
     ] = False,
-    codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
+    codec: Annotated[
+        Codec, typer.Option(help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif).")
+    ] = Codec.auto,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
     batch: Annotated[int, typer.Option(help="Frames per inference batch.", min=1, max=64)] = 4,

@@ -109,6 +109,10 @@ def _chroma_delta_matrix(matrix: str) -> np.ndarray:
     return to_rgb @ to_chroma
 
 
+# Smallest chroma plane side computed directly (see Colorizer._tiny_chroma_planes).
+_MIN_PLANE = 8
+
+
 class Colorizer:
     """Turns gray frames into chroma with one engine and its model card."""
 
@@ -198,6 +202,9 @@ class Colorizer:
         cube (the gamut clamp), so decoding Y+Cb+Cr never clips into a wrong hue.
         guide_lo: guide_lo(y8, ab_lo's grid) when the caller already has it.
         """
+        h, w = chroma_shape
+        if h < _MIN_PLANE or w < _MIN_PLANE:
+            return self._tiny_chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo)
         lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
         to_chroma = _chroma_matrices(matrix)[0]
@@ -219,13 +226,38 @@ class Colorizer:
         rise = cv2.max(np.maximum(np.maximum(d0, d1), d2), 1e-6)
         fall = cv2.max(cv2.multiply(np.minimum(np.minimum(d0, d1), d2), -1.0), 1e-6)
         s = cv2.min(cv2.min(cv2.divide(room_up, rise), cv2.divide(room_down, fall)), 1.0)
-        h, w = chroma_shape
         scale = 255.0 if full_range else 224.0
         uv = cv2.multiply(cbcr.reshape(h, w * 3), cv2.merge([s, s, s]).reshape(h, w * 3), scale=scale)
         # + 128, rounded and saturated to uint8 in one pass (the values are >= 0.5 here, so
         # the absolute value taken on the way changes nothing)
         u8 = cv2.convertScaleAbs(uv, alpha=1.0, beta=128.0).reshape(h, w, 3)
         return u8[..., 0], u8[..., 1]
+
+    def _tiny_chroma_planes(
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        chroma_shape: tuple[int, int],
+        full_range: bool,
+        matrix: str,
+        guide_lo: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """chroma_planes for planes under _MIN_PLANE samples a side (a 2x2 video has 1x1
+        chroma): OpenCV reads a (1, 1) or (4, 1) array as a scalar in its arithmetic, so the
+        luma is extended by repeating its edge, colorized, and the planes cropped back."""
+        h, w = chroma_shape
+        fy, fx = -(-y8.shape[0] // h), -(-y8.shape[1] // w)  # luma samples per chroma sample
+        big = cv2.copyMakeBorder(
+            y8,
+            0,
+            max(0, _MIN_PLANE * fy - y8.shape[0]),
+            0,
+            max(0, _MIN_PLANE * fx - y8.shape[1]),
+            cv2.BORDER_REPLICATE,
+        )
+        shape = (max(h, _MIN_PLANE), max(w, _MIN_PLANE))
+        cb, cr = self.chroma_planes(big, ab_lo, shape, full_range, matrix, guide_lo)
+        return np.ascontiguousarray(cb[:h, :w]), np.ascontiguousarray(cr[:h, :w])
 
     def colorize_luma(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
         """One gray image: (H, W) uint8 gray codes -> (H, W, 3) uint8 sRGB at full size.

@@ -34,12 +34,12 @@ import numpy as np
 
 from streamcolor.api import make_colorizer
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError, InputError
+from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL
 from streamcolor.pipeline import FrameSequencer
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
-from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
 
 LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
 _END = object()
@@ -399,7 +399,11 @@ def run_live(
 def check_live_outputs(spec: SourceSpec, out: str | Path | None, record: Path | None, overwrite: bool) -> None:
     """The file outputs of a live run (OUT when a file or playlist, --record), checked before
     anything starts: writable, not the input, not an existing file unless overwrite."""
+    if is_url(spec.url) and not has_protocol(spec.url):
+        raise InputError(no_protocol_line(spec.url.split("://", 1)[0]))
     for target in (out, record):
+        if target is not None and is_url(target) and not has_protocol(str(target)):
+            raise OutputError(no_protocol_line(str(target).split("://", 1)[0]))
         if target is not None and not is_url(target):
             check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)], overwrite)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamcolor.errors import ConfigError, OutputError
-from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo
+from streamcolor.errors import ConfigError, NotAvailableError, OutputError
+from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line
 
 # codec flag -> (FFmpeg encoder, pixel format, options)
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -29,13 +29,35 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "hevc": ("libx265", "yuv420p", {"x265-params": "log-level=error"}),
     "ffv1": ("ffv1", "yuv420p", {"level": "3", "slices": "4", "slicecrc": "1"}),
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
+    # WebM's codecs; libvpx's "good" deadline at cpu-used 5 is its documented speed/quality middle
+    "vp9": ("libvpx-vp9", "yuv420p", {"deadline": "good", "cpu-used": "5", "row-mt": "1", "b": "0"}),
+    "av1": ("libsvtav1", "yuv420p", {"preset": "10"}),
+    "gif": ("gif", "rgb8", {}),  # GIF: 256 fixed colours (3-3-2 bits)
 }
+CODEC_CHOICES = ("auto", *CODECS)
+# output file extension -> (FFmpeg muxer, codec for --codec auto)
+CONTAINERS: dict[str, tuple[str, str]] = {
+    ".mp4": ("mp4", "h264"),
+    ".m4v": ("mp4", "h264"),
+    ".mov": ("mov", "h264"),
+    ".mkv": ("matroska", "h264"),
+    ".webm": ("webm", "vp9"),
+    ".avi": ("avi", "h264"),
+    ".ts": ("mpegts", "h264"),
+    ".flv": ("flv", "h264"),
+    ".gif": ("gif", "gif"),
+}
+# Containers without a time stamp per frame: one frame per tick of a constant rate.
+_CONSTANT_RATE = {"avi": None, "gif": Fraction(1, 100)}  # time base: 1/rate, or GIF's centiseconds
+# Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
+# is not the one to use (its native Opus encoder is experimental).
+_AUDIO_ENCODERS = {"opus": "libopus", "mp3": "libmp3lame"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str = "h264"
+    codec: str = "auto"  # auto: the output container's (h264; vp9 for .webm; gif for .gif)
     crf: int = 18
     preset: str = "veryfast"
     tune: str = ""  # x264/x265 tune; live outputs use 'zerolatency' (no look-ahead, no B-frames)
@@ -43,8 +65,8 @@ class EncodeOptions:
     hw_encode: bool = False  # NVENC for h264/hevc where the GPU has one (H100/A100 do not: libx264/265)
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise ConfigError(f"unknown codec '{self.codec}'; choose one of: {', '.join(CODECS)}")
+        if self.codec not in CODEC_CHOICES:
+            raise ConfigError(f"unknown codec '{self.codec}'; choose one of: {', '.join(CODEC_CHOICES)}")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(PRESETS)}")
         if not 0 <= self.crf <= 51:
@@ -70,11 +92,14 @@ def encoder_options(opts: EncodeOptions, encoder: str) -> dict[str, str]:
         if opts.tune == "zerolatency":
             options["tune"] = "ll"
         return options
-    options = dict(CODECS[opts.codec][2])
-    if opts.codec in ("h264", "hevc"):
+    codec = next((c for c, spec in CODECS.items() if spec[0] == encoder), opts.codec)
+    options = dict(CODECS[codec][2]) if codec in CODECS else {}
+    if codec in ("h264", "hevc"):
         options.update(crf=str(opts.crf), preset=opts.preset)
         if opts.tune:
             options["tune"] = opts.tune
+    elif codec in ("vp9", "av1"):  # their CRF scale is 0-63: the same quality step as x264's 0-51
+        options["crf"] = str(round(opts.crf * 63 / 51))
     return options
 
 
@@ -136,19 +161,13 @@ def _format_for(out: Path | str) -> str:
         return LIVE_MUXERS[scheme]
     if out.suffix.lower() == ".m3u8":
         return "hls"
-    try:
-        with _probe_container(out) as c:
-            return c.format.name
-    except (ValueError, av.FFmpegError):
-        raise OutputError(f"unknown output container for '{out.name}': use .mp4, .mkv, .mov or .avi") from None
+    if out.suffix.lower() not in CONTAINERS:
+        raise OutputError(f"unknown output container for '{out.name}': use {', '.join(CONTAINERS)}")
+    return CONTAINERS[out.suffix.lower()][0]
 
 
-def _probe_container(out: Path) -> av.container.OutputContainer:
-    """An in-memory output container of OUT's format, to ask what it can hold."""
-    ext = out.suffix.lower().lstrip(".")
-    fmt = {"mkv": "matroska", "m4v": "mp4", "ts": "mpegts", "": None}.get(ext, ext)
-    if fmt is None:
-        raise ValueError("no extension")
+def _probe_container(fmt: str) -> av.container.OutputContainer:
+    """An in-memory output container of this format, to ask what it can hold."""
     return av.open(io.BytesIO(), "w", format=fmt)
 
 
@@ -157,6 +176,63 @@ def _holds(container: av.container.OutputContainer, codec_name: str) -> bool:
         return True  # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AAC...
     supported = container.supported_codecs
     return not supported or codec_name in supported  # no tag table (e.g. mpegts): anything goes
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """How the video is written, settled before any work: muxer, codec, encoder, pixel
+    format and the stream's time base (None: the input's)."""
+
+    format: str
+    codec: str
+    encoder: str
+    pix_fmt: str
+    time_base: Fraction | None
+
+
+def _rate(info: StreamInfo) -> Fraction:
+    """The input's frame rate as a fraction with a small denominator (30000/1001, 25...)."""
+    rate = Fraction(info.average_rate or 25).limit_denominator(1001)
+    return rate if rate > 0 else Fraction(25)
+
+
+def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: bool) -> VideoPlan:
+    """Check everything about the video output that can fail, before the first warning and
+    before any work: the container (by extension or URL), a codec it holds (--codec auto:
+    the container's own), and that the encoder opens at this frame size."""
+    fmt = _format_for(out)
+    codec = opts.codec
+    if codec == "auto":
+        codec = "h264" if live else CONTAINERS[Path(out).suffix.lower()][1]
+        if codec == "vp9" and CODECS["vp9"][0] not in av.codecs_available:
+            codec = "av1"  # a PyAV without libvpx: WebM's other video codec
+    encoder, pix_fmt, _ = CODECS[codec]
+    if encoder not in av.codecs_available:
+        raise NotAvailableError(f"this PyAV's FFmpeg has no {encoder} encoder for --codec {codec}")
+    with contextlib.nullcontext(None) if live else _probe_container(fmt) as probe:
+        # live outputs (MPEG-TS, FLV, HLS) are H.264, which they all hold
+        if probe is not None and not _holds(probe, encoder) and not _holds(probe, codec):
+            holds = [c for c, spec in CODECS.items() if _holds(probe, spec[0]) or _holds(probe, c)]
+            where = Path(str(out)).suffix or fmt
+            raise ConfigError(f"codec {codec} cannot go into {where} outputs; it holds: {', '.join(holds) or 'none'}")
+    if (info.width % 2 or info.height % 2) and codec in ("h264", "hevc"):
+        pix_fmt = "yuv444p"  # x264/x265 refuse 4:2:0 at an odd size; 4:4:4 keeps the exact size and luma
+    time_base = None
+    if fmt in _CONSTANT_RATE:
+        time_base = _CONSTANT_RATE[fmt] or 1 / _rate(info)
+    try:  # x265 refuses frames under 8x8 (and more), FFV1 with 4 slices tiny ones: say so now
+        ctx = av.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = info.width, info.height, pix_fmt
+        ctx.time_base = time_base or info.time_base
+        ctx.framerate = _rate(info)
+        ctx.options = encoder_options(opts, encoder)
+        ctx.open()
+    except (av.FFmpegError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise OutputError(
+            f"{encoder} cannot encode {info.width}x{info.height} frames ({reason}); try --codec h264"
+        ) from None
+    return VideoPlan(fmt, codec, encoder, pix_fmt, time_base)
 
 
 class VideoSink:
@@ -173,12 +249,15 @@ class VideoSink:
         self.info = info
         self.opts = opts
         self.warn = warn
-        self.format = _format_for(self.out)  # unknown extension -> clear error before any work
+        self.plan = plan_video(self.out, info, opts, self.live)  # every refusal before any work
+        self.format = self.plan.format
         self.container: av.container.OutputContainer | None = None
         self.video: av.VideoStream | None = None
         self.copied: dict[int, av.stream.Stream] = {}  # input stream index -> output stream
         self.reencoded: dict[int, av.AudioStream] = {}
+        self.resamplers: dict[int, av.AudioResampler] = {}
         self.frames = 0
+        self._last_pts: int | None = None
         self._pending: list = []  # packets that arrive before the first video frame
 
     def __enter__(self) -> VideoSink:
@@ -194,31 +273,35 @@ class VideoSink:
         """Decide copy / re-encode / drop for each carried input stream; return the
         indexes of audio streams the source must decode (re-encode)."""
         self._plan: dict[int, str] = {}
+        self._audio_codec = None
         if self.live:  # live outputs carry the video only
             for s in self.info.other_streams:
                 self._plan[s.index] = "drop"
-            self._audio_codec = None
             return frozenset()
-        with _probe_container(self.out) as probe:
+        with _probe_container(self.format) as probe:
+            default_audio = probe.default_audio_codec
+            audio_encoder = _AUDIO_ENCODERS.get(default_audio, default_audio)
+            if audio_encoder not in av.codecs_available:
+                audio_encoder = None  # GIF holds no audio ("none")
             for s in self.info.other_streams:
                 name = s.codec_context.name if s.codec_context else None
-                if name and _holds(probe, name):
+                if name and _holds(probe, name) and self.format != "gif":
                     self._plan[s.index] = "copy"
-                elif s.type == "audio":
+                elif s.type == "audio" and audio_encoder is not None:
                     self._plan[s.index] = "reencode"
                     self.warn(
                         f"audio stream #{s.index} ({name}) cannot go into {self.out.suffix}: "
-                        f"re-encoding it to {probe.default_audio_codec}"
+                        f"re-encoding it to {default_audio}"
                     )
                 else:
                     self._plan[s.index] = "drop"
                     self.warn(f"{s.type} stream #{s.index} ({name}) cannot go into {self.out.suffix}: not copied")
-            self._audio_codec = probe.default_audio_codec
+            self._audio_codec = audio_encoder
         return frozenset(i for i, how in self._plan.items() if how == "reencode")
 
     def _open(self, first: GrayFrame) -> None:
-        info, opts = self.info, self.opts
-        encoder, pix_fmt, _ = CODECS[opts.codec]
+        info, opts, plan = self.info, self.opts, self.plan
+        encoder, pix_fmt = plan.encoder, plan.pix_fmt
         target = str(self.out) if self.live else str(self.tmp)
         try:
             container_options = HLS_OPTIONS if self.format == "hls" else {}
@@ -226,29 +309,27 @@ class VideoSink:
         except av.FFmpegError as e:
             if isinstance(e, av.error.ProtocolNotFoundError):
                 scheme = str(self.out).split("://", 1)[0]
-                raise OutputError(
-                    f"this FFmpeg (PyAV's) has no {scheme}:// protocol; PyAV's wheels come without libsrt: "
-                    "use udp:// or rtmp://, or a PyAV built against an FFmpeg with it"
-                ) from None
+                raise OutputError(no_protocol_line(scheme)) from None
             raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
-        if not _holds(self.container, encoder) and not _holds(self.container, opts.codec):
-            raise ConfigError(f"codec {opts.codec} cannot go into {self.format} outputs; try .mkv")
         odd = info.width % 2 or info.height % 2
-        if odd and opts.codec in ("h264", "hevc"):
-            # x264/x265 refuse 4:2:0 with an odd size; 4:4:4 keeps the exact size and luma.
-            pix_fmt = "yuv444p"
-            self.warn(f"odd frame size {info.width}x{info.height}: encoding {opts.codec} 4:4:4 to keep it exact")
+        if pix_fmt == "yuv444p" and CODECS[plan.codec][1] != "yuv444p":
+            self.warn(f"odd frame size {info.width}x{info.height}: encoding {plan.codec} 4:4:4 to keep it exact")
         if not hasattr(self, "_plan"):
             self.plan_streams()
-        nvenc = f"{opts.codec}_nvenc"
-        use_nvenc = opts.hw_encode and opts.codec in ("h264", "hevc") and not odd
+        nvenc = f"{plan.codec}_nvenc"
+        use_nvenc = opts.hw_encode and plan.codec in ("h264", "hevc") and not odd
         if use_nvenc and nvenc_works(nvenc, info.width, info.height):
             encoder = nvenc
-        v = self.container.add_stream(encoder, rate=info.average_rate or 25)
+        v = self.container.add_stream(encoder, rate=_rate(info))
         v.width, v.height, v.pix_fmt = info.width, info.height, pix_fmt
-        v.time_base = info.time_base
+        time_base = plan.time_base or info.time_base
+        v.time_base = time_base
         cc = v.codec_context
-        cc.time_base = info.time_base
+        cc.time_base = time_base
+        if plan.time_base is not None:
+            # no time stamps in the container: frames must leave the encoder in display
+            # order (AVI would decode B-frames' times out of order)
+            cc.max_b_frames = 0
         cc.color_range = info.color_range if info.color_range else (2 if info.full_range else 1)
         cc.colorspace = info.colorspace
         cc.color_primaries = info.color_primaries
@@ -265,9 +346,7 @@ class VideoSink:
             if how == "copy":
                 self.copied[s.index] = self.container.add_stream_from_template(s)
             elif how == "reencode":
-                a = self.container.add_stream(self._audio_codec, rate=s.codec_context.sample_rate)
-                a.layout = s.codec_context.layout
-                self.reencoded[s.index] = a
+                self._add_audio(s)
         try:
             self.container.start_encoding()
         except av.FFmpegError as e:
@@ -275,6 +354,23 @@ class VideoSink:
         for item in self._pending:
             self._mux_other(item)
         self._pending.clear()
+
+    def _add_audio(self, s: av.AudioStream) -> None:
+        """An output stream re-encoding input stream s, with a resampler to a rate and sample
+        format the encoder takes (Opus: 48 kHz and the like, never 44.1 kHz)."""
+        a = self.container.add_stream(self._audio_codec)
+        codec = a.codec_context.codec
+        rate = s.codec_context.sample_rate
+        rates = codec.audio_rates
+        if rates and rate not in rates:
+            rate = 48000 if 48000 in rates else max(rates)
+        a.codec_context.sample_rate = rate
+        a.codec_context.layout = s.codec_context.layout
+        fmt = codec.audio_formats[0].name if codec.audio_formats else s.codec_context.format.name
+        a.codec_context.format = fmt
+        a.time_base = Fraction(1, rate)
+        self.reencoded[s.index] = a
+        self.resamplers[s.index] = av.AudioResampler(format=fmt, layout=s.codec_context.layout, rate=rate)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -302,20 +398,33 @@ class VideoSink:
         for plane, data in zip(frame.planes, (f.y8, *f.chroma)):
             buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
             buf[:, : plane.width] = data
-        frame.pts = f.pts
-        frame.time_base = self.info.time_base
+        frame.pts = self._output_pts(f.pts)
+        frame.time_base = self.video.codec_context.time_base
         frame.color_range = self.video.codec_context.color_range
         frame.colorspace = self.info.colorspace
         for packet in self.video.encode(frame):
             self.container.mux(packet)
         self.frames += 1
 
+    def _output_pts(self, pts: int) -> int:
+        """pts (input time base) in the output stream's: the same number unless the container
+        has a constant rate (AVI, GIF), where it is rounded to the frame ticks, each frame
+        at least one tick after the one before."""
+        if self.plan.time_base is None:
+            return pts
+        t = round(pts * self.info.time_base / self.plan.time_base)
+        if self._last_pts is not None and t <= self._last_pts:
+            t = self._last_pts + 1
+        self._last_pts = t
+        return t
+
     def _mux_other(self, item: object) -> None:
         if isinstance(item, DecodedAudio):
             stream = self.reencoded[item.stream_index]
             item.frame.pts = None  # the encoder counts samples itself
-            for p in stream.encode(item.frame):
-                self.container.mux(p)
+            for frame in self.resamplers[item.stream_index].resample(item.frame):
+                for p in stream.encode(frame):
+                    self.container.mux(p)
             return
         out_stream = self.copied.get(item.stream.index)
         if out_stream is None:
@@ -333,7 +442,10 @@ class VideoSink:
             with self._writing():
                 for packet in self.video.encode():
                     self.container.mux(packet)
-                for a in self.reencoded.values():
+                for index, a in self.reencoded.items():
+                    for frame in self.resamplers[index].resample(None):
+                        for p in a.encode(frame):
+                            self.container.mux(p)
                     for p in a.encode():
                         self.container.mux(p)
                 self.container.close()

@@ -147,6 +147,35 @@ def _ticks(seconds: Fraction, time_base: Fraction) -> int:
     return int(round(seconds / time_base))
 
 
+def no_protocol_line(scheme: str) -> str:
+    """The one line for a URL whose protocol this FFmpeg lacks (srt:// in PyAV's wheels)."""
+    extra = "; PyAV's wheels come without libsrt" if scheme.lower() == "srt" else ""
+    return (
+        f"this FFmpeg (PyAV's) has no {scheme}:// protocol{extra}: use udp:// or rtmp://, "
+        "or a PyAV built against an FFmpeg with it"
+    )
+
+
+# Protocols every FFmpeg build PyAV ships has; others (srt://, rist://, ...) are checked.
+_BUILTIN_PROTOCOLS = {"file", "udp", "tcp", "rtp", "rtsp", "rtmp", "http", "https", "pipe"}
+
+
+def has_protocol(url: str) -> bool:
+    """Whether this FFmpeg knows url's protocol. FFmpeg has no public list in PyAV, so an
+    empty URL of that scheme is opened: a missing protocol says so at once, a present one
+    fails on the empty address (nothing is connected to)."""
+    scheme = url.split("://", 1)[0].lower()
+    if "://" not in url or scheme in _BUILTIN_PROTOCOLS:
+        return True
+    try:
+        av.open(f"{scheme}://", timeout=(1.0, 1.0)).close()
+    except av.error.ProtocolNotFoundError:
+        return False
+    except (av.FFmpegError, OSError, ValueError):
+        return True
+    return True
+
+
 def _bit_depth(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
@@ -263,6 +292,8 @@ class VideoSource:
             self.container = av.open(
                 self.path, format=fmt, options=options or {}, timeout=timeout, metadata_errors="ignore"
             )
+        except av.error.ProtocolNotFoundError:
+            raise InputError(no_protocol_line(self.path.split("://", 1)[0])) from None
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
         try:
