@@ -69,6 +69,7 @@ class VideoSummary:
     decode_errors: int
     times: StageTimes
     backend: str
+    out: Path | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder)
 
     @property
     def fps(self) -> float:
@@ -110,6 +111,10 @@ def colorize_video(
     cfg = cfg or ColorizeConfig()
     out = Path(out)
     is_url = "://" in str(src)
+    if out.is_dir():  # cp's rule: into an existing folder, under the input's name
+        if is_url:
+            raise OutputError(f"output is a folder: {out} (a URL input needs an output file name)")
+        out = out / Path(src).name
     check_output_path(out, [] if is_url else [Path(src)], overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     keep_frame_buffers()
@@ -151,7 +156,8 @@ def colorize_video(
         short = early_end(source.times.span * info.time_base, info.stated_duration_s, info.average_rate)
         if short:
             warn(f"the input ended early: {sink.frames} frames, {short} (damaged or truncated?)")
-    return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, describe(colorizer))
+    seconds = time.perf_counter() - start
+    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out)
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:
@@ -223,7 +229,7 @@ def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[
     if out.resolve() == src.resolve():
         raise OutputError(f"output folder is the input folder: {out}")
     if not out.parent.is_dir():
-        raise OutputError(f"output folder's parent does not exist: {out.parent}")
+        raise OutputError(f"output folder's parent is not a folder: {out.parent}")
     create = not out.exists()
     check_writable(out if out.exists() else out.parent)
     pairs = [(f, out / f.name) for f in files]

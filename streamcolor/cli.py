@@ -195,7 +195,7 @@ def video(
     if not quiet:
         typer.echo(
             f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, "
-            f"{summary.backend}) -> {out}",
+            f"{summary.backend}) -> {summary.out or out}",
             err=True,
         )
 
