@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from streamcolor.errors import ConfigError, NotAvailableError, OutputError
-from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line
+from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line, user_tags
 
 # codec flag -> (FFmpeg encoder, pixel format, options)
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -47,6 +47,8 @@ CONTAINERS: dict[str, tuple[str, str]] = {
     ".flv": ("flv", "h264"),
     ".gif": ("gif", "gif"),
 }
+# Codecs whose bitstream has no sample aspect ratio field.
+_NO_SAR_IN_BITSTREAM = {"vp9", "av1", "gif"}
 # Containers without a time stamp per frame: one frame per tick of a constant rate.
 _CONSTANT_RATE = {"avi": None, "gif": Fraction(1, 100)}  # time base: 1/rate, or GIF's centiseconds
 # Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
@@ -340,13 +342,30 @@ class VideoSink:
         v.options = options
         if first.rotation:
             v.set_display_rotation(first.rotation)
+        if info.sample_aspect_ratio:  # into the encoder's headers (H.264/HEVC VUI) and MP4/MOV/AVI
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+            if info.sample_aspect_ratio != 1 and plan.codec in _NO_SAR_IN_BITSTREAM:
+                # Matroska/WebM take it from the AVStream, which PyAV cannot set, and these
+                # codecs have no place for it in their own headers
+                self.warn(
+                    f"the pixel aspect ratio {info.sample_aspect_ratio} cannot be kept in {plan.codec} "
+                    "output: it will play with square pixels"
+                )
         self.video = v
+        if not self.live:
+            # title, language, timecode (MOV/MP4 write a tmcd track for it), ...
+            self.container.metadata.update(info.metadata)
+            v.metadata.update(info.video_metadata)
         for s in info.other_streams:
             how = self._plan.get(s.index, "drop")
             if how == "copy":
                 self.copied[s.index] = self.container.add_stream_from_template(s)
             elif how == "reencode":
                 self._add_audio(s)
+            out_stream = self.copied.get(s.index) or self.reencoded.get(s.index)
+            if out_stream is not None:
+                out_stream.metadata.update(user_tags(s.metadata))  # language: eng stays eng
+                out_stream.disposition = s.disposition
         try:
             self.container.start_encoding()
         except av.FFmpegError as e:

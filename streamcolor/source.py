@@ -44,6 +44,9 @@ class StreamInfo:
     color_trc: int
     codec: str
     other_streams: tuple = field(default=())  # input av streams (audio, subtitle) to carry over
+    sample_aspect_ratio: Fraction | None = None  # pixel shape (32/27: 16:9 DVD); None: square or unknown
+    metadata: dict = field(default_factory=dict)  # the container's tags (title, date...), technical ones left out
+    video_metadata: dict = field(default_factory=dict)  # the video stream's (language, title, timecode)
 
     @property
     def full_range(self) -> bool:
@@ -121,6 +124,21 @@ class FrameTimes:
             self.gap = t - self.last
         self.last = t
         return t
+
+
+# Tags a muxer writes about itself or the encoding, not the user's: never copied (the
+# output's muxer and encoder write their own; copying Matroska's statistics would lie).
+_TECHNICAL_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id"}
+_TECHNICAL_PREFIXES = ("_statistics", "number_of_", "bps", "duration")
+
+
+def user_tags(tags: dict) -> dict:
+    """The tags worth carrying to the output: title, language, artist, date, timecode..."""
+    return {
+        k: v
+        for k, v in tags.items()
+        if k.lower() not in _TECHNICAL_TAGS and not k.lower().startswith(_TECHNICAL_PREFIXES)
+    }
 
 
 def stated_duration(stream: av.VideoStream) -> float | None:
@@ -334,6 +352,9 @@ class VideoSource:
             color_trc=int(cc.color_trc or 2),
             codec=cc.name,
             other_streams=carried,
+            sample_aspect_ratio=self.stream.sample_aspect_ratio or cc.sample_aspect_ratio or None,
+            metadata=user_tags(self.container.metadata),
+            video_metadata=user_tags(self.stream.metadata),
         )
         self.decode_errors = 0
         # Every stream is moved by the same start (the container's, the earliest of all its

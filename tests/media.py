@@ -39,6 +39,7 @@ def make_video(
     options: dict[str, str] | None = None,
     fmt: str | None = None,
     container_options: dict[str, str] | None = None,
+    sar: Fraction | None = None,
 ) -> Path:
     """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate.
     start: seconds on the clock of the first frame and audio sample (every stream).
@@ -56,6 +57,8 @@ def make_video(
             v.codec_context.color_range = color_range
         if rotation:
             v.set_display_rotation(rotation)
+        if sar:
+            v.codec_context.sample_aspect_ratio = sar
         a = None
         if audio:
             a = c.add_stream("aac", rate=48000)
