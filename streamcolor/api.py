@@ -174,17 +174,69 @@ def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> s
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+# What each output format holds (OpenCV's encoders): 16-bit samples, an alpha channel,
+# EXIF/XMP (written by imencodeWithMetadata, OpenCV >= 4.12).
+_DEEP = {".png", ".tif", ".tiff"}
+_ALPHA = {".png", ".tif", ".tiff", ".webp", ".bmp"}
+_METADATA = {".png", ".jpg", ".jpeg", ".webp"}
+_WITH_METADATA = hasattr(cv2, "imdecodeWithMetadata")
+
+
+def colorize_photo(img: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+    """A decoded photo, as OpenCV gives it: (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA,
+    uint8 or uint16 -> the same layout in colour (gray -> BGR, gray+alpha -> BGRA), the
+    same depth. Colour goes into the colour channels only: alpha is copied untouched, and
+    a 16-bit photo's L* is its own 16-bit lightness, not the 8 bits the network sees."""
+    top = 65535.0 if img.dtype == np.uint16 else 255.0
+    alpha = img[..., 3] if img.ndim == 3 and img.shape[2] == 4 else None
+    if img.ndim == 2:
+        gray = img.astype(np.float32) / top
+    else:
+        gray = color.rgb_to_gray(img[..., 2::-1].astype(np.float32) / top)
+    y8 = (gray * 255.0 + 0.5).astype(np.uint8)
+    lab = colorizer.colorize_lab(y8, full_range=True)
+    if img.dtype == np.uint16:
+        lab[..., 0] = color.gray_to_lightness(gray)
+    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    out = (rgb[..., ::-1] * top + 0.5).astype(img.dtype)
+    return out if alpha is None else np.dstack([out, alpha])
+
+
 def colorize_image_file(src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print) -> None:
+    """src -> out in colour, keeping alpha, 16 bits and EXIF/XMP where out's format holds
+    them; one warning per thing dropped."""
     data = np.fromfile(src, np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
+    img, types, chunks = None, (), []
+    if data.size and _WITH_METADATA:
+        img, types, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+    elif data.size:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
         raise InputError(f"cannot read {src}: not an image")
-    gray = color.rgb8_to_gray8(img[..., ::-1])
-    rgb = colorizer.colorize_luma(gray, full_range=True)
+    if img.dtype not in (np.uint8, np.uint16) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise InputError(f"cannot colorize {src}: {img.dtype} samples with {img.shape[2:] or 1} channel(s)")
     ext = out.suffix.lower()
     if ext not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    ok, buf = cv2.imencode(ext, rgb[..., ::-1])
+    result = colorize_photo(img, colorizer)
+    if result.dtype == np.uint16 and ext not in _DEEP:
+        warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
+        result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if result.shape[2] == 4 and ext not in _ALPHA:
+        warn(f"{src.name}: transparency dropped ({ext} has no alpha channel; .png keeps it)")
+        result = np.ascontiguousarray(result[..., :3])
+    kinds = {int(t): c for t, c in zip(np.ravel(types), chunks)}
+    if cv2.IMAGE_METADATA_ICCP in kinds:
+        # the colorized pixels are sRGB: the input's profile (often a gray one) would misdescribe them
+        warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        del kinds[cv2.IMAGE_METADATA_ICCP]
+    if kinds and ext not in _METADATA:
+        warn(f"{src.name}: EXIF/XMP metadata not copied ({ext} output; .png, .jpg and .webp keep it)")
+        kinds = {}
+    if kinds:
+        ok, buf = cv2.imencodeWithMetadata(ext, result, list(kinds), list(kinds.values()))
+    else:
+        ok, buf = cv2.imencode(ext, result)
     if not ok:
         raise OutputError(f"cannot encode {out.name}")
     write_atomically(out, buf.tobytes())

@@ -120,7 +120,12 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(std + 0.3 * mean)
 
 
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) sRGB in [0, 1] -> (H, W) float32 gray level in [0, 1] with the same CIE L*
+    (luminance-preserving: the gray has the colour's relative luminance Y)."""
+    return linear_to_srgb(srgb_to_linear(rgb.astype(np.float32)) @ RGB_TO_XYZ[1])
+
+
 def rgb8_to_gray8(rgb8: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 sRGB -> (H, W) uint8 gray with the same CIE L* (luminance-preserving)."""
-    lin = srgb_to_linear(rgb8.astype(np.float32) / 255.0) @ RGB_TO_XYZ[1]
-    return (linear_to_srgb(lin) * 255.0 + 0.5).astype(np.uint8)
+    return (rgb_to_gray(rgb8.astype(np.float32) / 255.0) * 255.0 + 0.5).astype(np.uint8)
