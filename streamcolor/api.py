@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
 from streamcolor.deflicker import deflicker_items
+from streamcolor.engines.registry import create_engine
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, load_card

@@ -9,14 +9,13 @@ codes, so the output's Y plane is the input's, bit for bit.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import Engine
+from streamcolor.engines.registry import Engine
 from streamcolor.model import ModelCard
 
 
@@ -77,36 +76,6 @@ def _block_min_max(y8: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
     lo = cv2.erode(y8, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::fy, ::fx]
     hi = cv2.dilate(y8, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::fy, ::fx]
     return lo[: shape[0], : shape[1]], hi[: shape[0], : shape[1]]
-
-
-@functools.cache
-def _gray_luts(full_range: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(256,) float32 tables from luma code: (y, 1 - y) with y the gray level in [0, 1]."""
-    y = color.luma_to_gray(np.arange(256, dtype=np.uint8)[None], full_range)[0]
-    return y.astype(np.float32), (1.0 - y).astype(np.float32)
-
-
-@functools.cache
-def _chroma_matrices(matrix: str) -> tuple[np.ndarray, np.ndarray]:
-    """(3, 3) R'G'B' -> (Cb, Cr, 0) in [-0.5, 0.5], and (3, 3) (Cb, Cr, 0) -> added R', G', B'."""
-    kr, kb = color.LUMA_COEFFS.get(matrix, color.LUMA_COEFFS["bt709"])
-    kg = 1.0 - kr - kb
-    to_chroma = np.array([[-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]], np.float32) / np.array(
-        [[2.0 * (1.0 - kb)], [2.0 * (1.0 - kr)]], np.float32
-    )
-    d_r = np.array([0.0, 2.0 * (1.0 - kr)])
-    d_b = np.array([2.0 * (1.0 - kb), 0.0])
-    d_g = -(kr * d_r + kb * d_b) / kg
-    to_rgb = np.stack([d_r, d_g, d_b]).astype(np.float32)
-    pad = np.zeros((3, 1), np.float32)
-    return np.vstack([to_chroma, pad.T]), np.hstack([to_rgb, pad])
-
-
-@functools.cache
-def _chroma_delta_matrix(matrix: str) -> np.ndarray:
-    """(3, 3) R'G'B' -> what its chroma alone adds to R', G', B' (to_rgb @ to_chroma)."""
-    to_chroma, to_rgb = _chroma_matrices(matrix)
-    return to_rgb @ to_chroma
 
 
 # Smallest chroma plane side computed directly (see Colorizer._tiny_chroma_planes).
@@ -207,15 +176,15 @@ class Colorizer:
             return self._tiny_chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo)
         lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-        to_chroma = _chroma_matrices(matrix)[0]
+        to_chroma = color.chroma_matrices(matrix)[0]
         # 3x3 transforms (OpenCV's fast case; 3 -> 2 channels was 6x slower): (Cb, Cr, 0) in
         # [-0.5, 0.5], and what that chroma adds to R', G', B' on top of the luma.
         cbcr = cv2.transform(rgb, to_chroma)
-        d = cv2.transform(rgb, _chroma_delta_matrix(matrix))
+        d = cv2.transform(rgb, color.chroma_delta_matrix(matrix))
         # The decoder pairs each chroma sample with every luma sample of its block, so
         # the clamp must hold for the block's darkest and brightest luma, not its mean.
         y_lo, y_hi = _block_min_max(y8, chroma_shape)
-        gray = _gray_luts(full_range)
+        gray = color.gray_luts(full_range)
         room_up = cv2.LUT(y_hi, gray[1])  # 1 - y: headroom above
         room_down = cv2.LUT(y_lo, gray[0])  # y: room below
         # Largest s <= 1 with 0 <= y + s * d <= 1 on every channel: room / d falls as d
