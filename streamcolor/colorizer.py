@@ -202,6 +202,29 @@ class Colorizer:
         u8 = cv2.convertScaleAbs(uv, alpha=1.0, beta=128.0).reshape(h, w, 3)
         return u8[..., 0], u8[..., 1]
 
+    def field_chroma_planes(
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        chroma_shape: tuple[int, int],
+        full_range: bool,
+        matrix: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """chroma_planes for an interlaced frame: each field's chroma from that field's own
+        luma. In interlaced 4:2:0 the chroma rows alternate between the fields as the luma
+        rows do (MPEG-2 and H.264 field sampling), so a chroma sample computed on the woven
+        frame would mix two instants 20 ms apart (the guide's edges, the gamut clamp's
+        darkest and brightest luma). The network's a*b* (low resolution) is shared."""
+        h, w = chroma_shape
+        if h < 2 or y8.shape[0] < 2:
+            return self.chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix)
+        cb, cr = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
+        for parity in (0, 1):
+            rows = (h + 1 - parity) // 2
+            fb, fr = self.chroma_planes(np.ascontiguousarray(y8[parity::2]), ab_lo, (rows, w), full_range, matrix)
+            cb[parity::2], cr[parity::2] = fb, fr
+        return cb, cr
+
     def _tiny_chroma_planes(
         self,
         y8: np.ndarray,

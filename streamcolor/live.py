@@ -489,7 +489,10 @@ def _run_live(
                 interval = cfg.keyframe_interval if mode != "off" else 1
                 seq = FrameSequencer(colorizer, info.full_range, mode, interval, batch=1)
             for g, ab_lo, l_lo in seq.push(f, f.y8):
-                g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+                if g.interlaced:  # broadcast streams often are: each field's chroma from its own luma
+                    g.chroma = colorizer.field_chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+                else:
+                    g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
             f.t_colored = time.perf_counter()
             colored.put(f, stop)
 

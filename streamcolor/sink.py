@@ -337,6 +337,14 @@ class VideoSink:
         cc.color_primaries = info.color_primaries
         cc.color_trc = info.color_trc
         options = encoder_options(opts, encoder)
+        if info.interlaced:
+            # field order kept: in the container (MP4/MOV fiel, Matroska FieldOrder) from the
+            # codec context, and coded as fields where the encoder can (x264's --tff/--bff)
+            cc.field_order = info.field_order
+            cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            if encoder == "libx264":
+                bottom_first = info.field_order in (3, 5)  # BB, BT
+                options["x264-params"] = "bff=1" if bottom_first else "tff=1"
         if opts.gop:
             cc.gop_size = opts.gop
         v.options = options

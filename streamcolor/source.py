@@ -47,6 +47,11 @@ class StreamInfo:
     sample_aspect_ratio: Fraction | None = None  # pixel shape (32/27: 16:9 DVD); None: square or unknown
     metadata: dict = field(default_factory=dict)  # the container's tags (title, date...), technical ones left out
     video_metadata: dict = field(default_factory=dict)  # the video stream's (language, title, timecode)
+    field_order: int = 0  # FFmpeg AVFieldOrder: 0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order >= 2
 
     @property
     def full_range(self) -> bool:
@@ -68,6 +73,7 @@ class GrayFrame:
     rotation: int
     index: int
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # filled in by the colorizer
+    interlaced: bool = False  # two fields woven: chroma is computed per field
 
 
 @dataclass
@@ -355,6 +361,7 @@ class VideoSource:
             sample_aspect_ratio=self.stream.sample_aspect_ratio or cc.sample_aspect_ratio or None,
             metadata=user_tags(self.container.metadata),
             video_metadata=user_tags(self.stream.metadata),
+            field_order=int(cc.field_order or 0),
         )
         self.decode_errors = 0
         # Every stream is moved by the same start (the container's, the earliest of all its
@@ -432,4 +439,9 @@ class VideoSource:
             # its range (the output is tagged the same), rounded to 8 bits.
             rng = 2 if self.info.full_range else 1
             frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
-        return GrayFrame(y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index)
+        # a frame flagged interlaced, or any frame of a stream declared so (some decoders
+        # flag only the frames, some containers only the stream)
+        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
+        return GrayFrame(
+            y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index, interlaced=interlaced
+        )
