@@ -26,11 +26,12 @@ def ramp(h: int = 48, w: int = 64) -> np.ndarray:
     return g
 
 
-def test_rgba_keeps_its_alpha_exactly_and_gets_colour(tmp_path):
+@pytest.mark.parametrize("suffix", [".png", ".tiff", ".webp", ".bmp"])
+def test_rgba_keeps_its_alpha_exactly_and_gets_colour(suffix, tmp_path):
     img = np.dstack([(ramp() * 255).astype(np.uint8)] * 3 + [np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))])
     cv2.imwrite(str(tmp_path / "in.png"), img)
-    colorize_images(tmp_path / "in.png", tmp_path / "out.png", CFG)
-    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    colorize_images(tmp_path / "in.png", tmp_path / f"out{suffix}", CFG)
+    out = cv2.imread(str(tmp_path / f"out{suffix}"), cv2.IMREAD_UNCHANGED)
     assert out.shape == (48, 64, 4) and out.dtype == np.uint8
     assert np.array_equal(out[..., 3], img[..., 3])
     assert chroma(out) > 2.0
