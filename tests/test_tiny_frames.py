@@ -49,3 +49,13 @@ def test_tiny_photos_are_colorized(width, height, tmp_path):
     colorize_images(tmp_path / "in.png", tmp_path / "out.png", ColorizeConfig(threads=2))
     out = cv2.imread(str(tmp_path / "out.png"))
     assert out.shape == (height, width, 3)
+
+
+def test_a_thin_strip_costs_the_network_no_more_than_a_wide_frame(tmp_path, colorizer):
+    """2x2048: the short side scaled to the network's 160 would make the input 160 x 163840."""
+    h, w = colorizer.card.input_size(2, 2048)
+    assert w <= 4 * colorizer.card.short_side and h >= colorizer.card.multiple
+    assert colorizer.card.input_size(1080, 1920) == (160, 288)  # ordinary frames unchanged
+    src = make_video(tmp_path / "strip.nut", width=2048, height=2, frames=3, codec="rawvideo", audio=False)
+    summary = colorize_video(src, tmp_path / "o.mkv", ColorizeConfig(threads=2, temporal="off"), colorizer=colorizer)
+    assert summary.frames == 3 and read_video(tmp_path / "o.mkv")["width"] == 2048
