@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from streamcolor.errors import ConfigError, NotAvailableError, OutputError
-from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line, user_tags
+from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line, stream_start, user_tags
 
 # codec flag -> (FFmpeg encoder, pixel format, options)
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -287,6 +287,13 @@ class VideoSink:
                 audio_encoder = None  # GIF holds no audio ("none")
             for s in self.info.other_streams:
                 name = s.codec_context.name if s.codec_context else None
+                offset = stream_start(s) - self.info.start_s
+                if self.format == "avi" and s.type == "audio" and abs(offset) > 1 / _rate(self.info):
+                    # AVI has no start time per stream: its audio always starts with the video
+                    self.warn(
+                        f"audio stream #{s.index} starts {offset:+.2f} s from the video; AVI cannot hold that "
+                        f"offset, so it plays {abs(offset):.2f} s {'early' if offset > 0 else 'late'} (use .mkv)"
+                    )
                 if name and _holds(probe, name) and self.format != "gif":
                     self._plan[s.index] = "copy"
                 elif s.type == "audio" and audio_encoder is not None:
@@ -448,7 +455,8 @@ class VideoSink:
     def _mux_other(self, item: object) -> None:
         if isinstance(item, DecodedAudio):
             stream = self.reencoded[item.stream_index]
-            item.frame.pts = None  # the encoder counts samples itself
+            # the decoded times (moved by the input's start) go through the resampler, which
+            # keeps them, into the encoder: audio that starts after the video still does
             for frame in self.resamplers[item.stream_index].resample(item.frame):
                 for p in stream.encode(frame):
                     self.container.mux(p)

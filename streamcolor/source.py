@@ -47,6 +47,7 @@ class StreamInfo:
     sample_aspect_ratio: Fraction | None = None  # pixel shape (32/27: 16:9 DVD); None: square or unknown
     metadata: dict = field(default_factory=dict)  # the container's tags (title, date...), technical ones left out
     video_metadata: dict = field(default_factory=dict)  # the video stream's (language, title, timecode)
+    start_s: float = 0.0  # the video stream's first time, seconds on the input's clock
     field_order: int = 0  # FFmpeg AVFieldOrder: 0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT
 
     @property
@@ -145,6 +146,11 @@ def user_tags(tags: dict) -> dict:
         for k, v in tags.items()
         if k.lower() not in _TECHNICAL_TAGS and not k.lower().startswith(_TECHNICAL_PREFIXES)
     }
+
+
+def stream_start(stream: av.stream.Stream) -> float:
+    """A stream's first time in seconds on its container's clock (0 when not stated)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
 
 
 def stated_duration(stream: av.VideoStream) -> float | None:
@@ -362,6 +368,7 @@ class VideoSource:
             metadata=user_tags(self.container.metadata),
             video_metadata=user_tags(self.stream.metadata),
             field_order=int(cc.field_order or 0),
+            start_s=stream_start(self.stream),
         )
         self.decode_errors = 0
         # Every stream is moved by the same start (the container's, the earliest of all its
@@ -405,6 +412,8 @@ class VideoSource:
                 if packet.stream.index in reencode_audio:
                     try:
                         for af in packet.decode():
+                            if af.pts is not None and af.time_base:  # moved like every stream
+                                af.pts -= _ticks(self.start, af.time_base)
                             yield DecodedAudio(packet.stream.index, af)
                     except av.FFmpegError:
                         self.decode_errors += 1

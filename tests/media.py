@@ -40,6 +40,8 @@ def make_video(
     fmt: str | None = None,
     container_options: dict[str, str] | None = None,
     sar: Fraction | None = None,
+    audio_delay: float = 0.0,
+    audio_rate: int = 48000,
 ) -> Path:
     """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate.
     start: seconds on the clock of the first frame and audio sample (every stream).
@@ -61,7 +63,7 @@ def make_video(
             v.codec_context.sample_aspect_ratio = sar
         a = None
         if audio:
-            a = c.add_stream("aac", rate=48000)
+            a = c.add_stream("aac", rate=audio_rate)
             a.layout = "stereo"
         pts = round(start * rate * 10)
         first = pts
@@ -80,15 +82,15 @@ def make_video(
             c.mux(p)
         if a is not None:
             seconds = (pts - first) / (rate * 10)
-            n = int(48000 * seconds)
-            t = np.arange(n) / 48000.0
+            n = int(audio_rate * seconds)
+            t = np.arange(n) / float(audio_rate)
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             samples = np.stack([tone, tone])
             for start_sample in range(0, n, 1024):
                 chunk = np.ascontiguousarray(samples[:, start_sample : start_sample + 1024])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                af.sample_rate = 48000
-                af.pts = start_sample + round(start * 48000)
+                af.sample_rate = audio_rate
+                af.pts = start_sample + round((start + audio_delay) * audio_rate)
                 for p in a.encode(af):
                     c.mux(p)
             for p in a.encode():

@@ -93,3 +93,23 @@ def test_packed_b_frames_take_the_decode_times():
 def test_missing_times_are_filled_one_frame_on():
     times = FrameTimes(step=40, start=1000)
     assert [times(p, None) for p in (None, 1040, None, None, 1200, 1200)] == [0, 40, 80, 120, 200, 240]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".webm"])
+def test_audio_that_starts_late_stays_late_copied_or_reencoded(suffix, tmp_path, colorizer):
+    # 44.1 kHz AAC half a second after the picture; WebM re-encodes it to 48 kHz Opus
+    src = make_video(tmp_path / "late.mkv", frames=25, audio_delay=0.5, audio_rate=44100)
+    before = first_times(src)
+    colorize_video(src, tmp_path / f"o{suffix}", FAST, colorizer=colorizer, warn=lambda m: None)
+    after = first_times(tmp_path / f"o{suffix}")
+    assert abs((after["audio"] - after["video"]) - (before["audio"] - before["video"])) <= FRAME
+
+
+def test_avi_says_it_cannot_hold_an_audio_offset(tmp_path, colorizer):
+    src = make_video(tmp_path / "late.mkv", frames=25, audio_delay=0.5)
+    warnings: list[str] = []
+    colorize_video(src, tmp_path / "o.avi", FAST, colorizer=colorizer, warn=warnings.append)
+    assert warnings == [
+        "audio stream #1 starts +0.50 s from the video; AVI cannot hold that offset, "
+        "so it plays 0.50 s early (use .mkv)"
+    ]
