@@ -61,6 +61,25 @@ def test_usage_errors_exit_2_in_one_line(args, words, clip, tmp_path):
     assert r.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["video", "MISSING", "OUT"], "input not found"),
+        (["video", "IN", "NOWHERE"], "output folder does not exist"),
+        (["image", "IN", "OUT"], "not an image"),
+    ],
+)
+def test_input_and_output_errors_exit_1_in_one_line(args, words, clip, tmp_path):
+    subs = {"IN": str(clip), "OUT": str(tmp_path / "o.png"), "MISSING": str(tmp_path / "missing.mp4")}
+    subs["NOWHERE"] = str(tmp_path / "nowhere" / "o.mp4")
+    r = subprocess.run(
+        [sys.executable, "-m", "streamcolor", *[subs.get(a, a) for a in args]], capture_output=True, text=True, env=ENV
+    )
+    assert r.returncode == 1
+    assert words in one_line(r.stderr)
+    assert leftovers(tmp_path, set()) == []
+
+
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EIO])
 def test_os_errors_while_writing_are_one_line_and_leave_nothing(code, clip, tmp_path, monkeypatch, capsys):
     def fail(self, frame):
