@@ -173,9 +173,14 @@ def _probe_container(fmt: str) -> av.container.OutputContainer:
     return av.open(io.BytesIO(), "w", format=fmt)
 
 
+# Video codecs MPEG-TS has no stream type for (FFmpeg would write them as private data).
+_TS_REFUSES = {"ffv1", "prores", "prores_ks", "gif", "vp9", "libvpx-vp9"}
+
+
 def _holds(container: av.container.OutputContainer, codec_name: str) -> bool:
     if container.format.name in ("mpegts", "rtp_mpegts"):
-        return True  # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AAC...
+        # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AV1, AAC, Opus...
+        return codec_name not in _TS_REFUSES
     supported = container.supported_codecs
     return not supported or codec_name in supported  # no tag table (e.g. mpegts): anything goes
 
@@ -211,12 +216,17 @@ def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: boo
     encoder, pix_fmt, _ = CODECS[codec]
     if encoder not in av.codecs_available:
         raise NotAvailableError(f"this PyAV's FFmpeg has no {encoder} encoder for --codec {codec}")
-    with contextlib.nullcontext(None) if live else _probe_container(fmt) as probe:
-        # live outputs (MPEG-TS, FLV, HLS) are H.264, which they all hold
-        if probe is not None and not _holds(probe, encoder) and not _holds(probe, codec):
+    holds = ["h264"]  # live outputs (MPEG-TS, FLV, HLS) are H.264, which they all hold
+    if not live:
+        with _probe_container(fmt) as probe:
             holds = [c for c, spec in CODECS.items() if _holds(probe, spec[0]) or _holds(probe, c)]
+        if codec not in holds:
             where = Path(str(out)).suffix or fmt
             raise ConfigError(f"codec {codec} cannot go into {where} outputs; it holds: {', '.join(holds) or 'none'}")
+    if encoder == "libsvtav1":
+        # SVT-AV1 prints a banner and its errors to stderr itself, not through FFmpeg's log:
+        # fatal messages only, so that a run stays one summary line (a refusal, one line)
+        os.environ.setdefault("SVT_LOG", "0")
     if (info.width % 2 or info.height % 2) and codec in ("h264", "hevc"):
         pix_fmt = "yuv444p"  # x264/x265 refuse 4:2:0 at an odd size; 4:4:4 keeps the exact size and luma
     time_base = None
@@ -231,9 +241,9 @@ def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: boo
         ctx.open()
     except (av.FFmpegError, ValueError) as e:
         reason = getattr(e, "strerror", None) or e
-        raise OutputError(
-            f"{encoder} cannot encode {info.width}x{info.height} frames ({reason}); try --codec h264"
-        ) from None
+        other = next((c for c in ("h264", "vp9", "ffv1") if c in holds and c != codec), None)
+        hint = f"; try --codec {other}" if other else ""
+        raise OutputError(f"{encoder} cannot encode {info.width}x{info.height} frames ({reason}){hint}") from None
     return VideoPlan(fmt, codec, encoder, pix_fmt, time_base)
 
 

@@ -99,6 +99,7 @@ def test_avi_declares_the_frame_rate_and_keeps_frame_order(tmp_path, colorizer):
         (".webm", "h264", "codec h264 cannot go into .webm outputs; it holds: vp9, av1"),
         (".gif", "h264", "codec h264 cannot go into .gif outputs; it holds: gif"),
         (".avi", "prores", "codec prores cannot go into .avi"),
+        (".ts", "ffv1", "codec ffv1 cannot go into .ts outputs; it holds: h264, hevc, av1"),
     ],
 )
 def test_refused_before_any_warning_or_file(suffix, codec, words, clip, tmp_path, colorizer):
@@ -107,6 +108,26 @@ def test_refused_before_any_warning_or_file(suffix, codec, words, clip, tmp_path
     with pytest.raises(ConfigError, match=words):
         colorize_video(clip, tmp_path / f"o{suffix}", cfg, colorizer=colorizer, warn=warnings.append)
     assert warnings == [] and list(tmp_path.iterdir()) == []
+
+
+def test_av1_runs_in_one_summary_line(clip, tmp_path):
+    """SVT-AV1 writes its own banner to stderr unless told not to."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("SVT_LOG", None)
+    out = tmp_path / "o.webm"
+    cmd = [sys.executable, "-m", "streamcolor", "video", str(clip), str(out), "--codec", "av1", "--temporal", "off"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and "re-encoding it to opus" in lines[0] and lines[1].startswith("colorized 12 frames"), (
+        r.stderr
+    )
+    assert read_video(out)["codec"] in ("av1", "libdav1d")  # the decoder FFmpeg picks
 
 
 def test_unknown_container_lists_every_supported_one(clip, tmp_path, colorizer):
