@@ -140,7 +140,10 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace O
 def video(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
     out: Annotated[
-        Path, typer.Argument(metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif).")
+        Path,
+        typer.Argument(
+            metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif) or a folder."
+        ),
     ],
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
