@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
+from streamcolor.engines.registry import create_engine
 from streamcolor.model import DEFAULT_MODEL, load_card
 from training.data import list_images
 

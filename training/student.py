@@ -37,7 +37,7 @@ class ABClassifier(nn.Module):
     # softmax on every ../shared/data eval and archival photo; SHIFT 55 was not: 2.4). The
     # 1/128 in the last convolution keeps 222 * e^80 * 110 finite. Classes far below the top
     # give denormal floats, which x86 CPUs process very slowly: the runtime flushes them to
-    # zero (backends.py), a change below e^-12 of the top class's weight.
+    # zero (streamcolor/engines/onnx_engine.py), a change below e^-12 of the top class's weight.
     SHIFT, CLIP, SUM_SCALE = 75.0, 80.0, 1.0 / 128.0
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
