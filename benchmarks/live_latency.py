@@ -2,6 +2,7 @@
 
     python -m benchmarks.live_latency                          # 20 s at 30 fps, 640x480
     python -m benchmarks.live_latency --seconds 60 --keyframe-interval 1 2
+    python -m benchmarks.live_latency --model streamcolor/models/student.onnx old/student.onnx   # side by side
 
 A sender process (`--send`) plays a shared colour clip, turned gray and scaled, in real
 time as H.264 (ultrafast, zero-latency) MPEG-TS; the receiver runs the live pipeline and
@@ -89,7 +90,7 @@ def _loop(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
         yield frames[k if k < len(frames) else period - k]
 
 
-def measure(args: argparse.Namespace, keyframe_interval: int) -> dict:
+def measure(args: argparse.Namespace, keyframe_interval: int, model: Path | None = None) -> dict:
     port_in, port_out = free_udp_port(), free_udp_port()
     total = args.warmup + args.seconds
     sender = subprocess.Popen(
@@ -116,7 +117,8 @@ def measure(args: argparse.Namespace, keyframe_interval: int) -> dict:
     timer = threading.Timer(total + 1.5, stop.set)  # the sender has finished by then
     timer.start()
     try:
-        cfg = LiveConfig(keyframe_interval=keyframe_interval, read_timeout=1.0, threads=args.threads)
+        extra = {"model": model} if model else {}
+        cfg = LiveConfig(keyframe_interval=keyframe_interval, read_timeout=1.0, threads=args.threads, **extra)
         summary = run_live(
             SourceSpec(f"udp://127.0.0.1:{port_in}"),
             f"udp://127.0.0.1:{port_out}?pkt_size=1316",
@@ -132,6 +134,7 @@ def measure(args: argparse.Namespace, keyframe_interval: int) -> dict:
     idx = list(st.indices)[skip:]
     steady_drops = (idx[-1] - idx[0] + 1 - len(idx)) if idx else 0
     return {
+        "model": str(model) if model else "shipped default",
         "keyframe_interval": keyframe_interval,
         "sent_frames": int(total * args.fps),
         "frames_in": summary.frames_in,
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--keyframe-interval", type=int, nargs="+", default=[2])
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--model", type=Path, nargs="+", default=[None], help="ONNX models measured one after another")
     ap.add_argument("--send", help=argparse.SUPPRESS)  # internal: be the sender process
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -161,14 +165,15 @@ def main(argv: list[str] | None = None) -> dict:
         send_mpegts(args.send, _loop(frames, int(args.seconds * args.fps)), args.fps)
         return {}
     runs = []
-    for k in args.keyframe_interval:
-        row = measure(args, k)
-        runs.append(row)
-        lat = row["latency_ms"].get("total", {})
-        print(
-            f"k={k}: {row['frames_out']}/{row['sent_frames']} frames out, steady-state drops "
-            f"{row['dropped_steady_state']}, latency p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms"
-        )
+    for model in args.model:
+        for k in args.keyframe_interval:
+            row = measure(args, k, model)
+            runs.append(row)
+            lat = row["latency_ms"].get("total", {})
+            print(
+                f"{row['model']} k={k}: {row['frames_out']}/{row['sent_frames']} frames out, steady-state drops "
+                f"{row['dropped_steady_state']}, latency p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms"
+            )
     result = {
         "size": [args.width, args.height],
         "fps": args.fps,

@@ -3,6 +3,7 @@
     python -m benchmarks.video_speed                       # 854x480 from the shared clips
     python -m benchmarks.video_speed --height 720 --repeats 3
     python -m benchmarks.video_speed --clip ../shared/data/video/{dog_720p_audio,cups_720p_audio,juggle_720p}.mp4
+    python -m benchmarks.video_speed --model streamcolor/models/student.onnx old/student.onnx   # side by side
 
 The input is a shared colour clip turned gray and scaled (854x480 by default), encoded
 H.264. Both passes use the same decoder, the same threads and the same libx264 settings;
@@ -74,39 +75,62 @@ def run(
     workdir: Path,
     backend: str = "auto",
     precision: str | None = None,
-) -> dict:
+    models: list[Path] | None = None,
+) -> list[dict]:
+    """One row per model (default: the shipped one); the passes of every model and the
+    transcode-only pass alternate within each repeat, so the ratios share the same conditions."""
     gray = make_gray_input(clip, workdir / f"gray_{height}p.mp4", height, max_frames)
     encode = EncodeOptions(preset=preset)
-    cfg = ColorizeConfig(batch=batch, encode=encode, backend=backend, precision=precision)
-    colorizer = make_colorizer(cfg)
-    if colorizer.engine.name in ("torch", "tensorrt"):  # compiled per input shape: not timed
-        colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
-    base, ours, stage_ms = [], [], []
+    cfgs, colorizers = [], []
+    for model in models or [None]:
+        extra = {"model": model} if model else {}
+        cfg = ColorizeConfig(batch=batch, encode=encode, backend=backend, precision=precision, **extra)
+        colorizer = make_colorizer(cfg)
+        if colorizer.engine.name in ("torch", "tensorrt"):  # compiled per input shape: not timed
+            colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
+        cfgs.append(cfg)
+        colorizers.append(colorizer)
+    base = []
+    ours: list[list[float]] = [[] for _ in cfgs]
+    stage_ms: list[list[dict]] = [[] for _ in cfgs]
+    used = [""] * len(cfgs)
     for _ in range(repeats):
         n, secs, _t = transcode_only(gray, workdir / "transcode.mp4", encode)
         base.append(n / secs)
-        s = colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
-        ours.append(s.fps)
-        used = s.backend
-        stage_ms.append(s.times.per_frame_ms(s.frames))
+        for i, (cfg, colorizer) in enumerate(zip(cfgs, colorizers)):
+            s = colorize_video(
+                gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True
+            )
+            ours[i].append(s.fps)
+            used[i] = s.backend
+            stage_ms[i].append(s.times.per_frame_ms(s.frames))
     with av.open(str(gray)) as c:
         w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
-    fps, floor = statistics.median(ours), statistics.median(base)
-    return {
-        "clip": clip.name,
-        "size": [w, h],
-        "frames": n,
-        "repeats": repeats,
-        "batch": batch,
-        "preset": preset,
-        "backend": used,
-        "streamcolor_fps": round(fps, 2),
-        "transcode_only_fps": round(floor, 2),
-        "ratio_to_transcode": round(fps / floor, 3),
-        "all_streamcolor_fps": [round(v, 2) for v in ours],
-        "all_transcode_fps": [round(v, 2) for v in base],
-        "stage_ms_per_frame": {k: round(statistics.median(d[k] for d in stage_ms), 3) for k in stage_ms[0]},
-    }
+    floor = statistics.median(base)
+    rows = []
+    for i, cfg in enumerate(cfgs):
+        fps = statistics.median(ours[i])
+        rows.append(
+            {
+                "clip": clip.name,
+                "model": str(cfg.model),
+                "size": [w, h],
+                "frames": n,
+                "repeats": repeats,
+                "batch": batch,
+                "preset": preset,
+                "backend": used[i],
+                "streamcolor_fps": round(fps, 2),
+                "transcode_only_fps": round(floor, 2),
+                "ratio_to_transcode": round(fps / floor, 3),
+                "all_streamcolor_fps": [round(v, 2) for v in ours[i]],
+                "all_transcode_fps": [round(v, 2) for v in base],
+                "stage_ms_per_frame": {
+                    k: round(statistics.median(d[k] for d in stage_ms[i]), 3) for k in stage_ms[i][0]
+                },
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -119,19 +143,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--backend", default="auto", help="auto, onnx, torch, tensorrt")
     ap.add_argument("--precision", default=None, help="fp16/fp32 for the GPU engines")
+    ap.add_argument(
+        "--model", type=Path, nargs="+", help="ONNX models (with cards) measured side by side (default: shipped)"
+    )
     ap.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/video_speed_<date>.json)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [
-            run(clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp), a.backend, a.precision)
+            row
             for clip in a.clip
             for h in a.height
+            for row in run(
+                clip, h, a.repeats, a.max_frames, a.batch, a.preset, Path(tmp), a.backend, a.precision, a.model
+            )
         ]
     result = {"runs": rows}
     out = save_result("video_speed", result, a.out)
     for r in rows:
         print(
-            f"{r['clip']} {r['size'][0]}x{r['size'][1]} {r['frames']} frames: "
+            f"{r['clip']} {r['size'][0]}x{r['size'][1]} {r['frames']} frames, {Path(r['model']).name}: "
             f"streamcolor {r['streamcolor_fps']:.1f} fps, "
             f"transcode-only {r['transcode_only_fps']:.1f} fps, ratio {r['ratio_to_transcode']:.3f}; "
             f"stage ms/frame {r['stage_ms_per_frame']}"

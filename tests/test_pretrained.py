@@ -236,3 +236,39 @@ def test_teachers_on_the_pretrained_backbone_train_a_step(tmp_path):
     loss.backward()
     assert float(loss) > 0 and a.grad is not None
     assert not any(p.requires_grad for p in perc.parameters())
+
+
+def test_folding_the_classifier_into_the_fusion_layer_is_exact():
+    from training.student import MobileStudent, ab_bins
+
+    torch.manual_seed(0)
+    m = MobileStudent(ab_bins()[::4], stages=32, decoder=(16, 16, 16)).eval()
+    torch.nn.init.normal_(m.encoder.classifier.weight, std=0.05)  # as if pretrained: not ~0
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        before = m(x)
+        n_before = sum(p.numel() for p in m.parameters())
+        m.fold_classifier()
+        after = m(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-3)
+    assert n_before - sum(p.numel() for p in m.parameters()) > 1_000_000
+
+
+def test_same_padding_folds_into_a_plain_convolution():
+    from training.mobilenet import MobileNetV2
+
+    torch.manual_seed(0)
+    net = MobileNetV2(stages=16, head=False)
+    for mod in net.modules():  # non-zero biases, as pretrained weights have
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.normal_(mod.bias, std=0.1)
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        before = net.forward_stages(x)
+        net.fold_same_padding()
+        after = net.forward_stages(x)
+    assert not any(
+        isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2) and m.kernel_size != (4, 4) for m in net.modules()
+    )
+    for s in before:
+        torch.testing.assert_close(after[s], before[s], rtol=1e-4, atol=1e-4)

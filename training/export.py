@@ -20,14 +20,33 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from training.student import StudentUNet
+from training.student import ABClassifier, student_from_checkpoint
 
 
-def load_student(ckpt: Path, temperature: float) -> tuple[StudentUNet, dict]:
-    c = torch.load(ckpt, map_location="cpu")
-    m = StudentUNet(c["bins"], width=c["width"], temperature=temperature, depth=c.get("depth", 4))
-    m.load_state_dict(c["state_dict"])
-    return m.eval(), c
+def load_student(ckpt: Path, temperature: float) -> tuple[ABClassifier, dict]:
+    c = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return student_from_checkpoint(c, temperature).eval(), c
+
+
+def describe(model: ABClassifier, ck: dict, temperature: float) -> tuple[str, int]:
+    """The card's architecture line and the input size multiple."""
+    params = sum(p.numel() for p in model.parameters())
+    head = (
+        f"{ck['bins'].shape[0]}-way a*b* classification with annealed mean T={temperature} inside the graph (the "
+        "softmax's shift and 1/T folded into the head convolution; the runtime flushes denormals to zero)"
+    )
+    if ck.get("arch") == "mobile":
+        return (
+            f"MobileStudent (training/student.py): ImageNet-pretrained MobileNetV2 encoder to stride "
+            f"{ck['stages']}{' with the classifier global features fused' if ck['stages'] == 32 else ''}, "
+            f"U-Net decoder {ck['decoder']}, {params} parameters, {head}",
+            32,
+        )
+    return (
+        f"StudentUNet width {ck['width']} depth {model.depth} (training/student.py): strided U-Net, {params} "
+        f"parameters, {head}",
+        16 if model.depth == 4 else 32,
+    )
 
 
 def export(
@@ -56,6 +75,46 @@ def export(
     return worst
 
 
+def store_weights_fp16(path: Path, min_size: int = 256, keep_fp32: tuple[str, ...] = ("head.",)) -> None:
+    """Rewrite an ONNX file with its large float32 weights stored as float16, each behind a Cast
+    back to float32: half the file, the same float32 arithmetic (ONNX Runtime folds the Casts
+    of constants once when the session is made). Weights are rounded to 11 significant bits;
+    the head, whose weights carry the folded 1/T, stays float32."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    casts, keep = [], []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= min_size and not init.name.startswith(keep_fp32):
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(casts + nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+def compare_onnx(model: torch.nn.Module, path: Path) -> float:
+    """Max |ONNX Runtime - PyTorch| a*b* on random inputs at two sizes."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for shape in [(1, 1, 160, 288), (2, 1, 192, 192)]:
+        x = torch.rand(*shape) * 2 - 1
+        with torch.no_grad():
+            ref = model(x).numpy()
+        worst = max(worst, float(np.abs(ref - sess.run(None, {"l": x.numpy()})[0]).max()))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ckpt", type=Path)
@@ -65,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "--short-side", type=int, default=192, help="the network's input short side (teachers: up to their multiple)"
     )
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
+    ap.add_argument("--fp16-weights", action="store_true", help="store weights as float16 (half the file)")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
     a = ap.parse_args(argv)
     fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
@@ -73,18 +133,22 @@ def main(argv: list[str] | None = None) -> None:
         return
     model, ck = load_student(a.ckpt, a.temperature)
     model.fold_head()
+    if hasattr(model, "fold_classifier"):
+        model.fold_classifier()
+        model.encoder.fold_same_padding()
     diff = export(model, a.out, fixed)
+    if a.fp16_weights:
+        store_weights_fp16(a.out)
+        diff = max(diff, compare_onnx(model, a.out))
+    architecture, multiple = describe(model, ck, a.temperature)
     card = {
         "name": a.out.stem,
         "format": "streamcolor-model-card/1",
-        "architecture": f"StudentUNet width {ck['width']} depth {model.depth} (training/student.py): strided U-Net, "
-        f"{sum(p.numel() for p in model.parameters())} parameters, {ck['bins'].shape[0]}-way a*b* "
-        f"classification with annealed mean T={a.temperature} inside the graph (the softmax's shift and 1/T "
-        "folded into the head convolution; the runtime flushes denormals to zero)",
+        "architecture": architecture,
         "input": {
             "name": "l",
             "short_side": a.short_side,
-            "multiple": 16 if model.depth == 4 else 32,
+            "multiple": multiple,
             "fixed_size": list(fixed) if fixed else None,
             "l_offset": 50.0,
             "l_scale": 50.0,
@@ -102,8 +166,16 @@ def main(argv: list[str] | None = None) -> None:
             "init_from": ck.get("init_from"),
             "init_steps": ck.get("init_steps", 0),
             "init_seconds": round(ck.get("init_seconds", 0.0)),
+            "degradations": ck.get("degrade", 0.0),
+            "frozen_up_to_stride": ck.get("freeze_stride", 0),
         },
-        "export": {"onnx_opset": 17, "max_abs_diff_vs_torch": diff, "date": datetime.date.today().isoformat()},
+        "pretrained_backbone": ck.get("backbone"),
+        "export": {
+            "onnx_opset": 17,
+            "max_abs_diff_vs_torch": diff,
+            "weights_stored_as": "float16 (computed in float32)" if a.fp16_weights else "float32",
+            "date": datetime.date.today().isoformat(),
+        },
         "sha256": hashlib.sha256(a.out.read_bytes()).hexdigest(),
     }
     if a.card_extra:

@@ -63,6 +63,29 @@ class ConvAct(nn.Module):
         x = self.conv(x)
         return F.relu6(x) if self.act else x
 
+    def fold_same_padding(self) -> None:
+        """For export: SAME padding (0 before, 1 after) of a stride-2 3x3 convolution is the
+        same as a 4x4 kernel with a zero first row and column and symmetric padding 1 (output i
+        reads inputs 2i-1..2i+2, the first always times zero). PyTorch's ONNX export writes an
+        F.pad as a dozen shape operations (Slice with step -1 cannot be constant-folded); a
+        plain Conv is one node, in every engine."""
+        if not any(self.pad):
+            return
+        if len(set(self.pad)) == 1:  # symmetric (stride 1): the convolution's own padding
+            self.conv.padding = (self.pad[0], self.pad[0])
+            self.pad = (0, 0, 0, 0)
+            return
+        if self.pad != (0, 1, 0, 1) or self.conv.kernel_size != (3, 3) or self.conv.stride != (2, 2):
+            raise ValueError(f"cannot fold padding {self.pad} of a {self.conv.kernel_size} convolution")
+        old = self.conv
+        new = nn.Conv2d(old.in_channels, old.out_channels, 4, 2, padding=1, groups=old.groups, bias=True)
+        with torch.no_grad():
+            new.weight.zero_()
+            new.weight[:, :, 1:, 1:] = old.weight
+            new.bias.copy_(old.bias)
+        self.conv = new
+        self.pad = (0, 0, 0, 0)
+
 
 class InvertedResidual(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, t: int):
@@ -99,6 +122,12 @@ class MobileNetV2(nn.Module):
         self.stages = stages
         self.features_conv = ConvAct(320, 1280, 1) if head else None
         self.classifier = nn.Conv2d(1280, 1001, 1) if head else None
+
+    def fold_same_padding(self) -> None:
+        """For export: every stride-2 layer as one plain convolution (ConvAct.fold_same_padding)."""
+        for m in self.modules():
+            if isinstance(m, ConvAct):
+                m.fold_same_padding()
 
     def forward_stages(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """(N, C, H, W) -> {stride: features} at strides 2, 4, 8, 16 (and 32)."""

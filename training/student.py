@@ -203,6 +203,24 @@ class MobileStudent(ABClassifier):
             nn.init.zeros_(self.hint_conv.weight)
             nn.init.zeros_(self.hint_conv.bias)
         self.head_folded = False
+        self.classifier_folded = False
+
+    def fold_classifier(self) -> None:
+        """For export (stages 32): the class logits enter only the linear fusion layer, so
+        fuse([f, C f + c]) = (W_f + W_c C) f + (W_c c + b) is one 1280 -> d16 linear map, exactly;
+        the 1280 x 1001 classifier (5 MB of the file) is then dropped."""
+        if self.stages != 32 or self.classifier_folded:
+            return
+        with torch.no_grad():
+            cls = self.encoder.classifier
+            c_w, c_b = cls.weight.flatten(1), cls.bias  # (1001, 1280), (1001,)
+            w_f, w_c = self.fuse.weight[:, :1280], self.fuse.weight[:, 1280:]
+            fused = nn.Linear(1280, self.fuse.out_features)
+            fused.weight.copy_(w_f + w_c @ c_w)
+            fused.bias.copy_(self.fuse.bias + w_c @ c_b)
+        self.fuse = fused
+        self.encoder.classifier = None
+        self.classifier_folded = True
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
@@ -225,7 +243,12 @@ class MobileStudent(ABClassifier):
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 1, H, W) -> (N, Q, H/4, W/4) class logits."""
         e = self.features(x, hints)
-        if self.stages == 32:
+        if self.stages == 32 and self.classifier_folded:
+            pooled = self.encoder.features_conv(e[32]).mean(dim=(2, 3))
+            g = self.fuse(pooled)[:, :, None, None]
+            d = F.relu(self.lat32(e[32]) + g)
+            d = self.d16(F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16]))
+        elif self.stages == 32:
             pooled, classes = self.encoder.pooled(e[32])
             g = self.fuse(torch.cat([pooled, classes], dim=1))[:, :, None, None]
             d = F.relu(self.lat32(e[32]) + g)

@@ -101,7 +101,26 @@ def _amax(x, dim, keepdim):
     return torch.amax(x, dim=dim, keepdim=keepdim)
 
 
-_SHAPE_ARGS = {"Resize", "Slice", "ReduceMax", "ReduceSum", "ReduceMean", "Clip"}
+def _unsqueeze(env, ins, a):
+    x = env[ins[0]]
+    axes = a.get("axes") or env[ins[1]]
+    for ax in sorted(int(v) % (x.dim() + len(axes)) for v in axes):
+        x = x.unsqueeze(ax)
+    return x
+
+
+def _gemm(env, ins, a):
+    """Y = alpha * A' B' + beta * C (ONNX Gemm; the students' fusion layer)."""
+    x, w = env[ins[0]], env[ins[1]].to(env[ins[0]].dtype)
+    x = x.t() if a.get("transA", 0) else x
+    w = w.t() if a.get("transB", 0) else w
+    y = a.get("alpha", 1.0) * (x @ w)
+    if len(ins) > 2 and ins[2]:
+        y = y + a.get("beta", 1.0) * env[ins[2]].to(y.dtype)
+    return y
+
+
+_SHAPE_ARGS = {"Resize", "Slice", "ReduceMax", "ReduceSum", "ReduceMean", "Clip", "Unsqueeze"}
 
 OPS = {
     "Conv": lambda env, ins, a: _conv(env, ins, a),
@@ -125,6 +144,13 @@ OPS = {
     "ReduceMean": _reduce(torch.mean),
     "Resize": _resize,
     "Slice": _slice,
+    # the MobileNetV2 student: L* -> gray sRGB (Pow, Greater, Where) and its fusion layer
+    "Pow": lambda env, ins, a: torch.pow(env[ins[0]], env[ins[1]].to(env[ins[0]].dtype)),
+    "Greater": lambda env, ins, a: env[ins[0]] > env[ins[1]].to(env[ins[0]].dtype),
+    "Where": lambda env, ins, a: torch.where(env[ins[0]], env[ins[1]], env[ins[2]].to(env[ins[1]].dtype)),
+    "Unsqueeze": _unsqueeze,
+    "Gemm": _gemm,
+    "Flatten": lambda env, ins, a: env[ins[0]].flatten(a.get("axis", 1)),
 }
 
 
