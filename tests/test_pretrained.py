@@ -272,3 +272,23 @@ def test_same_padding_folds_into_a_plain_convolution():
     )
     for s in before:
         torch.testing.assert_close(after[s], before[s], rtol=1e-4, atol=1e-4)
+
+
+def test_selection_rule_prefers_psnr_among_colourful_enough_candidates():
+    from training.select import pick
+
+    def row(name, psnr, cf, ciede):
+        return {
+            "model": name,
+            "ours": {"psnr": psnr, "colourfulness_ratio": cf, "ciede2000": ciede},
+            "gray": {"ciede2000": 11.0},
+        }
+
+    rows = [
+        row("gray-ish", 24.5, 0.6, 10.0),
+        row("a", 24.0, 0.85, 10.2),
+        row("b", 24.2, 0.81, 10.5),
+        row("bad", 25, 0.9, 11.5),
+    ]
+    assert pick(rows, 0.8)["model"] == "b"
+    assert pick(rows, 0.95) is None
