@@ -316,13 +316,13 @@ class _BatchProgress:
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                TextColumn("{task.completed:.0f}/{task.total:.0f} frames  {task.fields[fps]}"),
+                TextColumn("{task.fields[frames]}  {task.fields[fps]}"),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task("batch", total=None, fps="")
+            self.task = self.bar.add_task("batch", total=None, frames="", fps="")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -330,8 +330,6 @@ class _BatchProgress:
             self.bar.stop()
 
     def plan(self, to_run: int, skipped: int) -> None:
-        if skipped and not self.enabled:
-            return
         if self.bar is not None and skipped:
             self.bar.console.print(f"skipping {skipped} finished output(s) (--overwrite redoes them)")
 
@@ -344,6 +342,7 @@ class _BatchProgress:
             description=f"{p.files_done}/{p.files_total} files",
             completed=p.frames_done,
             total=p.frames_total or None,
+            frames=f"{p.frames_done}/{p.frames_total} frames",
             fps=f"{fps:.1f} fps",
         )
 
