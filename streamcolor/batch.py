@@ -75,6 +75,7 @@ class JobResult:
     backend: str = ""
     error: str = ""
     host: str = ""
+    gpu: str = ""  # CUDA_VISIBLE_DEVICES of the worker that ran it ('' when not set)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -153,13 +154,29 @@ class BatchConfig:
 def default_workers(cfg: ColorizeConfig, gpus: tuple[str, ...] = ()) -> int:
     """Local worker processes when --workers is not given.
 
-    GPU ids given: one worker each. On the CPU: one process per 4 cores. Measured on 2 cores
-    (benchmarks/batch_speed.py): one process with 2 inference threads beats two with one
-    each, because one run already keeps 2 cores busy (decode, inference and encode overlap in
-    threads); above that, a few processes share the cores better than one process's threads."""
+    GPU ids given: one worker each. A GPU backend without them: one (processes sharing a GPU
+    have not been measured). On the CPU: one process per core, up to 8, each running inference
+    on its share of the cores. Measured on 2 cores (benchmarks/batch_speed.py): two processes
+    with one inference thread each beat one with two, since one file's stages (decode,
+    inference, chroma, encode) do not keep 2 cores busy all the time and a second file fills
+    the gaps. The cap of 8 bounds memory (a worker at 1080p holds about 0.6 GB,
+    benchmarks/memory.py); above 2 cores it is reasoned, not measured."""
     if gpus:
         return len(gpus)
-    return max(1, (os.cpu_count() or 1) // 4)
+    if _gpu_backend(cfg.backend):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _gpu_backend(backend: str) -> bool:
+    """Whether the engine will run on an NVIDIA GPU, decided without importing PyTorch."""
+    import importlib.util
+
+    from streamcolor.source import nvidia_driver_present
+
+    if backend in ("torch", "tensorrt"):
+        return True
+    return backend == "auto" and nvidia_driver_present() and importlib.util.find_spec("torch") is not None
 
 
 # ---------------------------------------------------------------- discovery
@@ -324,7 +341,7 @@ def _colorizer_for(cfg: ColorizeConfig):
 def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | None = None) -> JobResult:
     """Colorize one job; a refused or broken input becomes a failed result, not an exception.
     KeyboardInterrupt goes through (the sink deletes its partial file on the way)."""
-    host = socket.gethostname()
+    where = dict(host=socket.gethostname(), gpu=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     start = time.perf_counter()
     warnings: list[str] = []
     try:
@@ -338,17 +355,25 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
             summary = colorize_video(job.src, job.out, cfg, progress, warn=warnings.append, colorizer=colorizer)
             frames, backend = summary.frames, summary.backend
     except StreamcolorError as e:
-        return JobResult(str(job.src), str(job.out), "failed", error=str(e), host=host, warnings=warnings)
+        return JobResult(str(job.src), str(job.out), "failed", error=str(e), warnings=warnings, **where)
     except (OSError, av.FFmpegError) as e:
         reason = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
-        return JobResult(str(job.src), str(job.out), "failed", error=reason, host=host, warnings=warnings)
+        return JobResult(str(job.src), str(job.out), "failed", error=reason, warnings=warnings, **where)
     except Exception as e:  # a bug must not stop the other files; the record keeps it
         reason = f"internal error: {e!r}"
-        return JobResult(str(job.src), str(job.out), "failed", error=reason, host=host, warnings=warnings)
+        return JobResult(str(job.src), str(job.out), "failed", error=reason, warnings=warnings, **where)
     seconds = time.perf_counter() - start
     fps = frames / seconds if seconds > 0 else 0.0
     return JobResult(
-        str(job.src), str(job.out), "done", frames, round(seconds, 3), round(fps, 2), backend, "", host, warnings
+        str(job.src),
+        str(job.out),
+        "done",
+        frames,
+        round(seconds, 3),
+        round(fps, 2),
+        backend,
+        warnings=warnings,
+        **where,
     )
 
 
@@ -580,7 +605,10 @@ def run_batch(
 ) -> BatchSummary:
     """Colorize every input into OUTDIR (created); finished outputs are skipped unless
     cfg.overwrite. on_plan(to_run, skipped) is called once the work is known. Raises
-    BatchInterrupted (with the summary so far) on Ctrl-C; failed jobs are in the summary."""
+    BatchInterrupted (with the summary so far) on Ctrl-C; failed jobs are in the summary.
+
+    Local workers are started with multiprocessing's spawn method, so a script that calls
+    this needs the usual `if __name__ == "__main__":` guard."""
     cfg = cfg or BatchConfig()
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():

@@ -227,7 +227,10 @@ def batch(
     ] = None,
     image_only: Annotated[bool, typer.Option("--image", help="Photos only (folders of photos).")] = False,
     workers: Annotated[
-        int | None, typer.Option(help="Local worker processes, each with its own engine [default: cores/4].", min=1)
+        int | None,
+        typer.Option(
+            help="Local worker processes, each with its own engine [default: one per core, up to 8; 1 on a GPU].", min=1
+        ),
     ] = None,
     gpus: Annotated[
         str | None, typer.Option(help="GPU ids for the local workers, one each (e.g. 0,1): GPU backends.")

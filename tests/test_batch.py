@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.batch import RECORD_NAME, BatchConfig, plan_jobs, run_batch
 from streamcolor.cli import app
-from streamcolor.errors import InputError
+from streamcolor.errors import ConfigError, InputError
 from streamcolor.sink import EncodeOptions
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
@@ -158,6 +158,18 @@ def test_discovery_globs_lists_explicit_files_and_clashes(reels, tmp_path, monke
         plan_jobs(["*.nothing"], out, cfg)
 
 
+def test_gpus_are_handed_out_one_per_worker(reels, tmp_path):
+    """Each worker process sees only its own device (CUDA_VISIBLE_DEVICES, set before any CUDA
+    library loads); the ONNX engine here ignores it, the record shows where each file ran."""
+    cfg = BatchConfig(colorize=ColorizeConfig(threads=1), gpus=("3", "5"))
+    summary = run_batch([str(reels / "a.mp4"), str(reels / "sub/deeper/c.mp4")], tmp_path / "o", cfg)
+    assert len(summary.done) == 2
+    assert {r.gpu for r in summary.done} <= {"3", "5"} and all(r.gpu for r in summary.done)
+    assert {r["gpu"] for r in records(tmp_path / "o")} == {r.gpu for r in summary.done}
+    with pytest.raises(ConfigError, match="--gpus is for local workers"):
+        BatchConfig(gpus=("0",), ray="auto")
+
+
 def _wait_for(check, seconds: float, what: str) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -235,3 +247,40 @@ def test_ray_run_equals_local_run(reels, local_run, ray_session, tmp_path):
     assert len(records(out)) == 5 and not partials(out)
     rerun = run_batch([str(reels)], out, BatchConfig(colorize=LOSSLESS, ray="auto"))
     assert len(rerun.skipped) == 4 and not rerun.done
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Worker processes of a batch (Linux /proc): children running multiprocessing's spawn_main."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker process through /proc")
+def test_a_worker_killed_mid_file_is_replaced_and_its_file_retried(tmp_path):
+    """The OOM killer's case: one worker dies with SIGKILL; the batch starts a fresh worker,
+    redoes that file once, finishes the rest and reports no failure."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_video(src / f"reel{i}.mp4", width=160, height=96, frames=40)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "streamcolor", "batch", str(src), str(out), "--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(lambda: partials(out) and _spawned_workers(proc.pid), 120, "a worker colorizing a file")
+    os.kill(_spawned_workers(proc.pid)[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "3 done, 0 skipped, 0 failed" in err and "Traceback" not in err
+    assert not partials(out)
+    for i in range(3):
+        assert len(read_video(out / f"reel{i}.mp4")["times"]) == 40
+    assert [r["status"] for r in records(out)] == ["done"] * 3
