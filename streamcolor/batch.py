@@ -381,10 +381,16 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
 
 _events = None  # the driver's queue, in a worker process
 _busy = False  # a job is running: Ctrl-C interrupts it; an idle worker ignores Ctrl-C
+_interrupted = False  # this job was interrupted already
 
 
 def _on_sigint(signum, frame) -> None:
-    if _busy:
+    """A terminal's Ctrl-C reaches every process of the group, and the driver passes it on to
+    the workers too (for a SIGINT sent to the driver alone): the first one interrupts the job,
+    a second must not interrupt the sink while it deletes its partial file."""
+    global _interrupted
+    if _busy and not _interrupted:
+        _interrupted = True
         raise KeyboardInterrupt
 
 
@@ -411,7 +417,8 @@ def _init_worker(events, gpu_ids, parent: int) -> None:
 
 
 def _worker_job(index: int, job: Job, cfg: ColorizeConfig) -> JobResult:
-    global _busy
+    global _busy, _interrupted
+    _interrupted = False
     _events.put(("start", index, os.getpid()))
     last = [0.0]
 

@@ -180,11 +180,12 @@ def _wait_for(check, seconds: float, what: str) -> None:
 
 
 def test_interrupt_and_kill_9_lose_no_finished_output_and_rerun_resumes(tmp_path):
-    """Real subprocesses: Ctrl-C (SIGINT) ends with the summary and exit 130; kill -9 at any
-    moment leaves only complete outputs; the rerun skips them and does the rest."""
+    """Real subprocesses: Ctrl-C (SIGINT to the process group, as a terminal sends it, then to
+    the batch alone, as a script may) ends with the summary and exit 130 and no partial file;
+    kill -9 at any moment leaves only complete outputs; the rerun skips them and does the rest."""
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(6):
+    for i in range(8):
         make_video(src / f"reel{i}.mp4", width=160, height=96, frames=40, audio=i % 2 == 0)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -197,31 +198,37 @@ def test_interrupt_and_kill_9_lose_no_finished_output_and_rerun_resumes(tmp_path
         for p in finished():
             assert len(read_video(p)["times"]) == 40, p
 
-    def start_and_wait_mid_file(done: int) -> subprocess.Popen:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    def start_and_wait_mid_file() -> subprocess.Popen:
+        done = len(finished()) + 1
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
         _wait_for(lambda: len(finished()) >= done and partials(out), 120, "a finished output and one under way")
         return proc
 
-    proc = start_and_wait_mid_file(1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "interrupted:" in err and "rerun the same command" in err
-    assert not partials(out)  # the interrupted file's partial output was deleted
-    check_finished_are_complete()
-    after_sigint = len(finished())
+    for to_group in (True, False):
+        proc = start_and_wait_mid_file()
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "interrupted:" in err and "rerun the same command" in err
+        assert not partials(out)  # the interrupted file's partial output was deleted
+        check_finished_are_complete()
 
-    proc = start_and_wait_mid_file(after_sigint + 1)
+    proc = start_and_wait_mid_file()
     proc.kill()  # kill -9: nothing runs on the way out
     proc.communicate(timeout=30)
     check_finished_are_complete()  # what has a final name is complete; the rest are partials
     killed_at = len(finished())
-    assert killed_at < 6
+    assert 3 <= killed_at < 8
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{6 - killed_at} done, {killed_at} skipped, 0 failed" in rerun.stderr
-    assert len(finished()) == 6 and not partials(out)
+    assert f"{8 - killed_at} done, {killed_at} skipped, 0 failed" in rerun.stderr
+    assert len(finished()) == 8 and not partials(out)
     check_finished_are_complete()
     assert {r["status"] for r in records(out)} == {"done"}
 
