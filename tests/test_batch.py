@@ -291,3 +291,37 @@ def test_a_worker_killed_mid_file_is_replaced_and_its_file_retried(tmp_path):
     for i in range(3):
         assert len(read_video(out / f"reel{i}.mp4")["times"]) == 40
     assert [r["status"] for r in records(out)] == ["done"] * 3
+
+
+def _ray_task_processes() -> list[int]:
+    """Ray workers running our task right now (Ray sets their title to ray::<function>)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(b"ray::_colorize_task"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray's worker process through /proc")
+def test_ray_task_whose_worker_dies_is_retried_once(ray_session, tmp_path):
+    import threading
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_video(src / f"reel{i}.mp4", width=160, height=96, frames=60, audio=False)
+    out = tmp_path / "out"
+    done = []
+    runner = threading.Thread(target=lambda: done.append(run_batch([str(src)], out, BatchConfig(ray="auto"))))
+    runner.start()
+    _wait_for(lambda: partials(out) and _ray_task_processes(), 120, "a Ray task colorizing a file")
+    os.kill(_ray_task_processes()[0], signal.SIGKILL)  # the OOM killer's way
+    runner.join(timeout=300)
+    summary = done[0]
+    assert len(summary.done) == 3 and not summary.failed
+    for i in range(3):
+        assert len(read_video(out / f"reel{i}.mp4")["times"]) == 60
+    assert not partials(out)
