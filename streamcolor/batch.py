@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import socket
 import sys
@@ -37,6 +38,7 @@ import av
 
 from streamcolor.api import IMAGE_SUFFIXES, ColorizeConfig, colorize_image_file, colorize_video, describe
 from streamcolor.errors import ConfigError, InputError, OutputError, StreamcolorError
+from streamcolor.shots import Piece, ShotPlan, chunk_folder, colorize_piece, join_pieces, piece_path, plan_shots
 from streamcolor.sink import partial_path
 
 # Containers FFmpeg reads that hold film and video (a folder scan takes these; a file named
@@ -58,8 +60,9 @@ class Job:
 
     src: Path
     out: Path
-    kind: str  # "video" | "image"
+    kind: str  # "video" | "image" | "piece" (frames of a video, --split-shots)
     frames: int = 0
+    piece: Piece | None = None
 
 
 @dataclass
@@ -139,6 +142,7 @@ class BatchConfig:
     workers: int | None = None
     gpus: tuple[str, ...] = ()
     ray: str | None = None
+    split_shots: bool = False  # cut each video at scene cuts into pieces colorized at once
 
     def __post_init__(self) -> None:
         if self.container not in CONTAINERS:
@@ -147,6 +151,8 @@ class BatchConfig:
             raise ConfigError(f"unknown kind '{self.kind}'; choose one of: {', '.join(KINDS)}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.split_shots and self.colorize.deflicker:
+            raise ConfigError("--split-shots cannot be used with --deflicker (its correction runs across shots)")
         if self.gpus and self.ray:
             raise ConfigError("--gpus is for local workers; on Ray each task asks the cluster for one GPU")
 
@@ -350,6 +356,9 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
         if job.kind == "image":
             colorize_image_file(job.src, job.out, colorizer)
             frames, backend = 1, describe(colorizer)
+        elif job.kind == "piece":
+            summary = colorize_piece(job.src, job.out, job.piece, cfg, colorizer, warn=warnings.append)
+            frames, backend = summary.frames, summary.backend
         else:
             progress = (lambda p: on_frames(p.frames)) if on_frames else None
             summary = colorize_video(job.src, job.out, cfg, progress, warn=warnings.append, colorizer=colorizer)
@@ -435,31 +444,93 @@ def _worker_job(index: int, job: Job, cfg: ColorizeConfig) -> JobResult:
         _busy = False
 
 
+@dataclass
+class _Split:
+    """A file cut into pieces: its pieces' jobs, and what the join needs."""
+
+    file: int  # index in the tracker's files
+    plan: ShotPlan
+    folder: Path
+    waiting: set[int]  # job indexes not finished yet
+    seconds: float = 0.0
+    failure: JobResult | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
 class _Tracker:
-    """The driver's view: results, the record, progress."""
+    """The driver's view: jobs finished, files finished (a split file when its pieces are
+    joined), the record, progress."""
 
     def __init__(
         self,
-        todo: list[Job],
+        files: list[Job],
+        jobs: list[Job],
+        file_of: dict[int, int],
+        splits: dict[int, _Split],
         record: Path,
         on_result: Callable[[JobResult], None] | None,
         on_progress: Callable[[BatchProgress], None] | None,
     ):
-        self.todo = todo
+        self.files = files
+        self.todo = jobs
+        self.splits = splits  # job index -> its file's split (several jobs share one)
         self.record = record
         self.on_result = on_result
         self.on_progress = on_progress
-        self.results: dict[int, JobResult] = {}
+        self.results: dict[int, JobResult] = {}  # file index -> result
+        self.done_jobs: set[int] = set()
+        self.job_frames = 0
         self.under_way: dict[int, int] = {}  # job index -> frames so far
         self.start = time.perf_counter()
-        self.frames_total = sum(j.frames for j in todo)
+        self.frames_total = sum(j.frames for j in jobs)
+        self.file_of = file_of  # job index -> file index, for files colorized in one piece
 
     def finish(self, index: int, result: JobResult) -> None:
-        self.results[index] = result
+        self.done_jobs.add(index)
         self.under_way.pop(index, None)
+        self.job_frames += result.frames
+        split = self.splits.get(index)
+        if split is None:
+            self._file_done(self.file_of[index], result)
+            return
+        split.waiting.discard(index)
+        split.seconds += result.seconds
+        split.warnings += result.warnings
+        if result.status == "failed" and split.failure is None:
+            split.failure = result
+        if not split.waiting:
+            self.join(split)
+        else:
+            self.progress()
+
+    def join(self, split: _Split) -> None:
+        """All pieces in: join them into the file's output (or record the first failure)."""
+        job = self.files[split.file]
+        if split.failure is not None:
+            reason = f"{Path(split.failure.output).stem}: {split.failure.error}"
+            result = JobResult(str(job.src), str(job.out), "failed", error=reason, host=split.failure.host)
+        else:
+            t = time.perf_counter()
+            try:
+                frames = join_pieces(
+                    job.src, [piece_path(split.folder, p) for p in split.plan.pieces], job.out, split.plan
+                )
+            except (StreamcolorError, OSError, av.FFmpegError) as e:
+                result = JobResult(str(job.src), str(job.out), "failed", error=f"joining the pieces: {e}")
+            else:
+                seconds = split.seconds + time.perf_counter() - t
+                result = JobResult(
+                    str(job.src), str(job.out), "done", frames, round(seconds, 3), round(frames / seconds, 2),
+                    backend=f"{len(split.plan.pieces)} pieces", warnings=split.warnings,
+                )  # fmt: skip
+                shutil.rmtree(split.folder, ignore_errors=True)
+        self._file_done(split.file, result)
+
+    def _file_done(self, file: int, result: JobResult) -> None:
+        self.results[file] = result
         line = dict(time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         line.update(dataclasses.asdict(result))
-        # One writer (this process), one line per job, flushed to disk before the next: a
+        # One writer (this process), one line per file, flushed to disk before the next: a
         # kill -9 loses at most the line being written.
         with open(self.record, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
@@ -470,17 +541,17 @@ class _Tracker:
         self.progress()
 
     def frames(self, index: int, n: int) -> None:
-        if index not in self.results:
+        if index not in self.done_jobs:
             self.under_way[index] = n
             self.progress()
 
     def progress(self) -> None:
         if self.on_progress:
-            done = sum(r.frames for r in self.results.values()) + sum(self.under_way.values())
+            done = self.job_frames + sum(self.under_way.values())
             self.on_progress(
                 BatchProgress(
                     len(self.results),
-                    len(self.todo),
+                    len(self.files),
                     done,
                     max(self.frames_total, done),
                     time.perf_counter() - self.start,
@@ -535,7 +606,7 @@ def _run_local(todo: list[Job], cfg: BatchConfig, workers: int, tracker: _Tracke
                     pass
             pool.shutdown(wait=True, cancel_futures=True)
             for fut, i in futures.items():  # those that finished while shutting down
-                if i not in tracker.results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                if i not in tracker.done_jobs and fut.done() and not fut.cancelled() and fut.exception() is None:
                     tracker.finish(i, fut.result())
             raise
         if not broken:
@@ -544,7 +615,7 @@ def _run_local(todo: list[Job], cfg: BatchConfig, workers: int, tracker: _Tracke
         _drain(events, running, tracker)
         pool.shutdown(wait=False, cancel_futures=True)
         for fut, i in futures.items():
-            if i in tracker.results:
+            if i in tracker.done_jobs:
                 continue
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 tracker.finish(i, fut.result())
@@ -637,23 +708,75 @@ def run_batch(
                 todo.append(dataclasses.replace(job, frames=estimate_frames(job)))
         if on_plan:
             on_plan(len(todo), len(skipped))
-        tracker = _Tracker(todo, outdir / RECORD_NAME, on_result, on_progress)
-        tracker.progress()
         interrupted = False
+        tracker = None
         try:
-            if not todo:
+            workers = min(cfg.workers or default_workers(cfg.colorize, cfg.gpus), len(todo)) if todo else 1
+            if cfg.ray and todo:
+                from streamcolor.batch_ray import connect, task_slots
+
+                connect(cfg.ray)
+                workers = task_slots(cfg)
+            if cfg.split_shots:
+                jobs, file_of, by_job, splits = _split_shots(todo, cfg, outdir, workers)
+            else:
+                jobs, file_of, by_job, splits = todo, {i: i for i in range(len(todo))}, {}, []
+            tracker = _Tracker(todo, jobs, file_of, by_job, outdir / RECORD_NAME, on_result, on_progress)
+            for split in splits:
+                if not split.waiting:  # every piece was finished by an earlier, interrupted run
+                    tracker.join(split)
+            tracker.progress()
+            if not jobs:
                 pass
             elif cfg.ray:
                 from streamcolor.batch_ray import run_on_ray
 
-                run_on_ray(todo, cfg, tracker)
+                run_on_ray(jobs, cfg, tracker)
             else:
-                workers = min(cfg.workers or default_workers(cfg.colorize, cfg.gpus), len(todo))
-                _run_local(todo, cfg, workers, tracker)
+                _run_local(jobs, cfg, min(workers, len(jobs)), tracker)
         except KeyboardInterrupt:
             interrupted = True
-    results = skipped + [tracker.results[i] for i in sorted(tracker.results)]
-    summary = BatchSummary(results, time.perf_counter() - start, interrupted, len(todo) - len(tracker.results))
+    finished = tracker.results if tracker else {}
+    results = skipped + [finished[i] for i in sorted(finished)]
+    summary = BatchSummary(results, time.perf_counter() - start, interrupted, len(todo) - len(finished))
     if interrupted:
         raise BatchInterrupted(summary)
     return summary
+
+
+def _split_shots(
+    todo: list[Job], cfg: BatchConfig, outdir: Path, workers: int
+) -> tuple[list[Job], dict[int, int], dict[int, _Split], list[_Split]]:
+    """Each video cut at its scene cuts into pieces (jobs of their own); a video that cannot be
+    split safely, or has a single shot, stays one job. Pieces finished by an earlier run (their
+    files exist: written through partial files too) are not run again.
+    -> (jobs, job -> file for unsplit files, job -> split, every split)."""
+    colorizer = _colorizer_for(cfg.colorize)  # the cut test needs the network's grid only
+    jobs: list[Job] = []
+    file_of: dict[int, int] = {}
+    by_job: dict[int, _Split] = {}
+    splits: list[_Split] = []
+    for f, job in enumerate(todo):
+        plan = None
+        if job.kind == "video":
+            try:
+                plan = plan_shots(job.src, colorizer, workers)
+            except StreamcolorError:  # refused, damaged, no timestamps: the whole-file job says why
+                plan = None
+        if plan is None or len(plan.pieces) < 2:
+            file_of[len(jobs)] = f
+            jobs.append(job)
+            continue
+        folder = chunk_folder(outdir, job.src, job.out, cfg.colorize)
+        folder.mkdir(parents=True, exist_ok=True)
+        split = _Split(f, plan, folder, set())
+        splits.append(split)
+        for piece in plan.pieces:
+            out = piece_path(folder, piece)
+            partial_path(out).unlink(missing_ok=True)
+            if out.exists():
+                continue
+            by_job[len(jobs)] = split
+            split.waiting.add(len(jobs))
+            jobs.append(Job(job.src, out, "piece", piece.end - piece.first, piece))
+    return jobs, file_of, by_job, splits

@@ -48,10 +48,23 @@ def connect(address: str) -> None:
         ) from None
 
 
+def _wants_gpu(cfg: BatchConfig) -> bool:
+    backend = cfg.colorize.backend
+    return backend in GPU_BACKENDS or (backend == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+
+
+def task_slots(cfg: BatchConfig) -> int:
+    """How many tasks the cluster runs at once (what --split-shots cuts a film for)."""
+    resources = ray.cluster_resources()
+    if _wants_gpu(cfg):
+        return max(1, int(resources.get("GPU", 1)))
+    return max(1, int(resources.get("CPU", 1)) // (cfg.colorize.threads or 1))
+
+
 def run_on_ray(todo: list[Job], cfg: BatchConfig, tracker: _Tracker) -> None:
     connect(cfg.ray)
     colorize = cfg.colorize
-    gpu = colorize.backend in GPU_BACKENDS or (colorize.backend == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    gpu = _wants_gpu(cfg)
     cpus = colorize.threads or 1  # a CPU task runs inference on the CPUs it asked for
     if colorize.threads is None:
         colorize = dataclasses.replace(colorize, threads=cpus)
