@@ -524,6 +524,10 @@ class _Tracker:
                     backend=f"{len(split.plan.pieces)} pieces", warnings=split.warnings,
                 )  # fmt: skip
                 shutil.rmtree(split.folder, ignore_errors=True)
+                try:
+                    split.folder.parent.rmdir()  # the chunks' folder, once no other file's pieces wait there
+                except OSError:
+                    pass
         self._file_done(split.file, result)
 
     def _file_done(self, file: int, result: JobResult) -> None:
@@ -711,7 +715,7 @@ def run_batch(
         interrupted = False
         tracker = None
         try:
-            workers = min(cfg.workers or default_workers(cfg.colorize, cfg.gpus), len(todo)) if todo else 1
+            workers = cfg.workers or default_workers(cfg.colorize, cfg.gpus)  # capped at the jobs below
             if cfg.ray and todo:
                 from streamcolor.batch_ray import connect, task_slots
 

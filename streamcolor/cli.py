@@ -240,6 +240,10 @@ def batch(
         typer.Option(help="Run each file as a task on a Ray cluster: auto, an address (host:6379), or local."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Redo outputs that already exist.")] = False,
+    split_shots: Annotated[
+        bool,
+        typer.Option("--split-shots", help="Cut each video at scene cuts; colorize the pieces at once; join them."),
+    ] = False,
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: Annotated[
@@ -289,6 +293,7 @@ def batch(
             workers=workers,
             gpus=tuple(g.strip() for g in gpus.split(",") if g.strip()) if gpus else (),
             ray=ray,
+            split_shots=split_shots,
         )
         with progress:
             summary = run_batch(inputs, Path(outdir), cfg, on_progress=progress.update, on_plan=progress.plan)

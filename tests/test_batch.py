@@ -4,6 +4,7 @@ skip, an interrupted or killed batch that resumes, and the same outputs on Ray."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import make_video, read_video, scene
+from media import make_shots_video, make_video, read_video, scene
 from typer.testing import CliRunner
 
 from streamcolor.api import ColorizeConfig, colorize_video
@@ -168,6 +169,21 @@ def test_gpus_are_handed_out_one_per_worker(reels, tmp_path):
     assert {r["gpu"] for r in records(tmp_path / "o")} == {r.gpu for r in summary.done}
     with pytest.raises(ConfigError, match="--gpus is for local workers"):
         BatchConfig(gpus=("0",), ray="auto")
+
+
+@pytest.mark.parametrize("temporal", ["bidirectional", "causal"])
+def test_split_shots_equals_a_single_run(temporal, tmp_path, colorizer):
+    """One film cut at its 2 scene cuts into 3 pieces colorized by 2 workers and joined: the
+    same frames, timestamps, audio packets and (lossless) pictures as `streamcolor video`."""
+    film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
+    cfg = ColorizeConfig(threads=1, temporal=temporal, encode=EncodeOptions(crf=0))
+    single = tmp_path / "single.mp4"
+    colorize_video(film, single, dataclasses.replace(cfg, threads=2), colorizer=colorizer)
+    out = tmp_path / "out"
+    summary = run_batch([str(film)], out, BatchConfig(colorize=cfg, workers=2, split_shots=True))
+    assert [(r.status, r.frames, r.backend) for r in summary.results] == [("done", 155, "3 pieces")]
+    assert_same_video(out / "film.mp4", single)
+    assert not (out / ".streamcolor-chunks").exists() and not partials(out)
 
 
 def _wait_for(check, seconds: float, what: str) -> None:
@@ -325,3 +341,16 @@ def test_ray_task_whose_worker_dies_is_retried_once(ray_session, tmp_path):
     for i in range(3):
         assert len(read_video(out / f"reel{i}.mp4")["times"]) == 60
     assert not partials(out)
+
+
+def test_split_shots_on_ray_equals_a_single_run(ray_session, tmp_path, colorizer):
+    film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
+    single = tmp_path / "single.mp4"
+    colorize_video(film, single, LOSSLESS, colorizer=colorizer)
+    result = CliRunner().invoke(
+        app, ["batch", str(film), str(tmp_path / "out"), "--ray", "auto", "--split-shots", "--crf", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 done, 0 skipped, 0 failed" in result.output
+    assert records(tmp_path / "out")[0]["backend"] == "3 pieces"
+    assert_same_video(tmp_path / "out" / "film.mp4", single)
