@@ -93,7 +93,12 @@ def plan_pieces(pts: list[int], cuts: list[int], parts: int, min_frames: int = 4
     return tuple(Piece(s, e, pts[s], pts[e] if e < total else None) for s, e in zip(starts, ends))
 
 
-def plan_shots(src: Path, colorizer: Colorizer, parts: int) -> ShotPlan:
+def plan_shots(src: Path, out: Path, colorizer: Colorizer, parts: int) -> ShotPlan:
+    """Raises InputError when the file is better colorized in one piece (see find_cuts), or when
+    its audio would have to be re-encoded for OUT's container (the join only copies)."""
+    with VideoSource(src) as source:
+        if VideoSink(out, source.info, EncodeOptions(), warn=lambda m: None).plan_streams():
+            raise InputError(f"{src}: its audio must be re-encoded for {out.suffix}; colorizing it in one piece")
     pts, cuts = find_cuts(src, colorizer)
     with VideoSource(src, carry_streams=False) as source:
         rotation = next((f.rotation for f in source.items()), 0)
