@@ -24,7 +24,7 @@ from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.batch import RECORD_NAME, BatchConfig, plan_jobs, run_batch
 from streamcolor.cli import app
 from streamcolor.errors import ConfigError, InputError
-from streamcolor.sink import EncodeOptions
+from streamcolor.sink import EncodeOptions, partial_path
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
 VIDEOS = ("a.mp4", "sub/b.mp4", "sub/deeper/c.mp4")  # outputs, relative to OUTDIR
@@ -184,6 +184,32 @@ def test_split_shots_equals_a_single_run(temporal, tmp_path, colorizer):
     assert [(r.status, r.frames, r.backend) for r in summary.results] == [("done", 155, "3 pieces")]
     assert_same_video(out / "film.mp4", single)
     assert not (out / ".streamcolor-chunks").exists() and not partials(out)
+
+
+def test_split_shots_rerun_reuses_finished_pieces(tmp_path, colorizer):
+    """A piece finished before an interruption is joined as it is, not colorized again; a stale
+    partial piece is deleted and redone."""
+    from streamcolor.shots import chunk_folder, colorize_piece, piece_path, plan_shots
+
+    film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
+    cfg = ColorizeConfig(threads=1, encode=EncodeOptions(crf=0))
+    out = tmp_path / "out"
+    plan = plan_shots(film, out / "film.mp4", colorizer, 2)
+    folder = chunk_folder(out, film, out / "film.mp4", cfg)
+    folder.mkdir(parents=True)
+    first, second = plan.pieces[0], plan.pieces[1]
+    colorize_piece(film, piece_path(folder, first), first, cfg, colorizer)
+    partial_path(piece_path(folder, second)).write_bytes(b"half a piece")
+    seen = []
+    summary = run_batch(
+        [str(film)], out, BatchConfig(colorize=cfg, workers=2, split_shots=True), on_progress=seen.append
+    )
+    assert seen[0].frames_total == 155 - (first.end - first.first)  # the finished piece is not run again
+    assert [(r.status, r.backend) for r in summary.results] == [("done", "3 pieces")]
+    single = tmp_path / "single.mp4"
+    colorize_video(film, single, LOSSLESS, colorizer=colorizer)
+    assert_same_video(out / "film.mp4", single)
+    assert not (out / ".streamcolor-chunks").exists()
 
 
 def _wait_for(check, seconds: float, what: str) -> None:
