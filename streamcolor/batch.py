@@ -36,7 +36,14 @@ from pathlib import Path
 
 import av
 
-from streamcolor.api import IMAGE_SUFFIXES, ColorizeConfig, colorize_image_file, colorize_video, describe
+from streamcolor.api import (
+    IMAGE_SUFFIXES,
+    ColorizeConfig,
+    colorize_image_file,
+    colorize_video,
+    describe,
+    make_colorizer,
+)
 from streamcolor.errors import ConfigError, InputError, OutputError, StreamcolorError
 from streamcolor.shots import Piece, ShotPlan, chunk_folder, colorize_piece, join_pieces, piece_path, plan_shots
 from streamcolor.sink import partial_path
@@ -336,8 +343,6 @@ _colorizers: dict[tuple, object] = {}  # one engine per worker process, built on
 
 
 def _colorizer_for(cfg: ColorizeConfig):
-    from streamcolor.api import make_colorizer
-
     key = (cfg.model, cfg.backend, cfg.threads, cfg.precision)
     if key not in _colorizers:
         _colorizers[key] = make_colorizer(cfg)
