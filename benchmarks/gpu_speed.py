@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.common import save_result
 from benchmarks.video_speed import DEFAULT_CLIP
 from streamcolor import color
-from streamcolor.backends import OnnxEngine
+from streamcolor.engines.onnx_engine import OnnxEngine
 from streamcolor.model import DEFAULT_MODEL, load_card
 
 

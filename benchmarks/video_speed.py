@@ -80,12 +80,12 @@ def run(
     cfg = ColorizeConfig(batch=batch, encode=encode, backend=backend, precision=precision)
     colorizer = make_colorizer(cfg)
     if colorizer.engine.name in ("torch", "tensorrt"):  # compiled per input shape: not timed
-        colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer)
+        colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
     base, ours, stage_ms = [], [], []
     for _ in range(repeats):
         n, secs, _t = transcode_only(gray, workdir / "transcode.mp4", encode)
         base.append(n / secs)
-        s = colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer)
+        s = colorize_video(gray, workdir / "colour.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
         ours.append(s.fps)
         used = s.backend
         stage_ms.append(s.times.per_frame_ms(s.frames))

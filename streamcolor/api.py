@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,14 +14,14 @@ import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
 from streamcolor.deflicker import deflicker_items
+from streamcolor.engines.registry import create_engine
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
-from streamcolor.sink import EncodeOptions, VideoSink, check_output_path
+from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
 from streamcolor.source import VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 
@@ -67,6 +69,7 @@ class VideoSummary:
     decode_errors: int
     times: StageTimes
     backend: str
+    out: Path | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder)
 
     @property
     def fps(self) -> float:
@@ -98,18 +101,27 @@ def colorize_video(
     on_progress: Callable[[Progress], None] | None = None,
     warn: Callable[[str], None] = print,
     colorizer: Colorizer | None = None,
+    overwrite: bool = False,
+    stream: int | None = None,
 ) -> VideoSummary:
-    """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata."""
+    """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata.
+
+    overwrite: replace an existing OUT (refused otherwise). stream: the input stream index
+    to colorize (default: the best video stream, as FFmpeg chooses it)."""
     cfg = cfg or ColorizeConfig()
     out = Path(out)
     is_url = "://" in str(src)
-    check_output_path(out, [] if is_url else [Path(src)])
+    if out.is_dir():  # cp's rule: into an existing folder, under the input's name
+        if is_url:
+            raise OutputError(f"output is a folder: {out} (a URL input needs an output file name)")
+        out = out / Path(src).name
+    check_output_path(out, [] if is_url else [Path(src)], overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
     gpu = hasattr(colorizer.engine, "run_tensor")  # a GPU engine: NVDEC/NVENC where the GPU has them
-    with VideoSource(src, hw_decode=gpu) as source:
+    with VideoSource(src, hw_decode=gpu, stream=stream) as source:
         info = source.info
         encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
         sink = VideoSink(out, info, encode, warn=warn)
@@ -141,64 +153,177 @@ def colorize_video(
             decoded.close()
         if source.decode_errors:
             warn(f"skipped {source.decode_errors} damaged packet(s) that could not be decoded")
-        expected = info.frames_estimate if info.frames_estimate_reliable else 0
-        if expected and sink.frames < 0.95 * expected - 1:
-            warn(f"the input ended early: {sink.frames} of about {expected} frames decoded (damaged or truncated?)")
-    return VideoSummary(sink.frames, time.perf_counter() - start, source.decode_errors, times, describe(colorizer))
+        short = early_end(source.times.span * info.time_base, info.stated_duration_s, info.average_rate)
+        if short:
+            warn(f"the input ended early: {sink.frames} frames, {short} (damaged or truncated?)")
+    seconds = time.perf_counter() - start
+    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out)
+
+
+def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:
+    """'1.8 s of the 3.0 s its header states' when the frames decoded cover clearly less time
+    than the container says the video stream lasts (more than 5 % and a frame short)."""
+    if not stated_s:
+        return None
+    frame = 1 / float(rate) if rate else 0.0
+    if float(decoded_s) >= 0.95 * stated_s - frame:
+        return None
+    return f"{float(decoded_s):.1f} s of the {stated_s:.1f} s the container states"
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def colorize_image_file(src: Path, out: Path, colorizer: Colorizer) -> None:
+# What each output format holds (OpenCV's encoders): 16-bit samples, an alpha channel,
+# EXIF/XMP (written by imencodeWithMetadata, OpenCV >= 4.12).
+_DEEP = {".png", ".tif", ".tiff"}
+_ALPHA = {".png", ".tif", ".tiff", ".webp", ".bmp"}
+_METADATA = {".png", ".jpg", ".jpeg", ".webp"}
+_WITH_METADATA = hasattr(cv2, "imdecodeWithMetadata")
+
+
+def colorize_photo(img: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+    """A decoded photo, as OpenCV gives it: (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA,
+    uint8 or uint16 -> the same layout in colour (gray -> BGR, gray+alpha -> BGRA), the
+    same depth. Colour goes into the colour channels only: alpha is copied untouched, and
+    a 16-bit photo's L* is its own 16-bit lightness, not the 8 bits the network sees."""
+    top = 65535.0 if img.dtype == np.uint16 else 255.0
+    alpha = img[..., 3] if img.ndim == 3 and img.shape[2] == 4 else None
+    if img.ndim == 2:
+        gray = img.astype(np.float32) / top
+    else:
+        gray = color.rgb_to_gray(img[..., 2::-1].astype(np.float32) / top)
+    y8 = (gray * 255.0 + 0.5).astype(np.uint8)
+    lab = colorizer.colorize_lab(y8, full_range=True)
+    if img.dtype == np.uint16:
+        lab[..., 0] = color.gray_to_lightness(gray)
+    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    out = (rgb[..., ::-1] * top + 0.5).astype(img.dtype)
+    return out if alpha is None else np.dstack([out, alpha])
+
+
+def colorize_image_file(src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print) -> None:
+    """src -> out in colour, keeping alpha, 16 bits and EXIF/XMP where out's format holds
+    them; one warning per thing dropped."""
     data = np.fromfile(src, np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
+    img, types, chunks = None, (), []
+    if data.size and _WITH_METADATA:
+        img, types, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+    elif data.size:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
         raise InputError(f"cannot read {src}: not an image")
-    gray = color.rgb8_to_gray8(img[..., ::-1])
-    rgb = colorizer.colorize_luma(gray, full_range=True)
+    if img.dtype not in (np.uint8, np.uint16) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise InputError(f"cannot colorize {src}: {img.dtype} samples with {img.shape[2:] or 1} channel(s)")
     ext = out.suffix.lower()
     if ext not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    ok, buf = cv2.imencode(ext, rgb[..., ::-1])
+    result = colorize_photo(img, colorizer)
+    if result.dtype == np.uint16 and ext not in _DEEP:
+        warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
+        result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if result.shape[2] == 4 and ext not in _ALPHA:
+        warn(f"{src.name}: transparency dropped ({ext} has no alpha channel; .png keeps it)")
+        result = np.ascontiguousarray(result[..., :3])
+    kinds = {int(t): c for t, c in zip(np.ravel(types), chunks)}
+    if cv2.IMAGE_METADATA_ICCP in kinds:
+        # the colorized pixels are sRGB: the input's profile (often a gray one) would misdescribe them
+        warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        del kinds[cv2.IMAGE_METADATA_ICCP]
+    if kinds and ext not in _METADATA:
+        warn(f"{src.name}: EXIF/XMP metadata not copied ({ext} output; .png, .jpg and .webp keep it)")
+        kinds = {}
+    if kinds:
+        ok, buf = cv2.imencodeWithMetadata(ext, result, list(kinds), list(kinds.values()))
+    else:
+        ok, buf = cv2.imencode(ext, result)
     if not ok:
         raise OutputError(f"cannot encode {out.name}")
+    write_atomically(out, buf.tobytes())
+
+
+def write_atomically(out: Path, data: bytes) -> None:
+    """Write through NAME.partial.EXT and rename: OUT is whole or absent, never half-written."""
     tmp = out.with_name(f"{out.stem}.partial{out.suffix}")
     try:
-        buf.tofile(tmp)
+        tmp.write_bytes(data)
         tmp.replace(out)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def colorize_images(
-    src: str | Path, out: str | Path, cfg: ColorizeConfig | None = None, warn: Callable[[str], None] = print
-) -> list[Path]:
-    """IN a file -> OUT a file; IN a folder -> OUT a folder (created), same file names."""
-    cfg = cfg or ColorizeConfig()
-    src, out = Path(src), Path(out)
+def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[list[tuple[Path, Path]], bool]:
+    """(input, output) pairs with cp's rules, checked before any work; and whether the output
+    folder must be created. A file into an existing folder (or OUT ending in '/') keeps its
+    name; a folder goes into a folder (created when missing), never into an image file name."""
+    into_folder = str(out).endswith(("/", os.sep))
+    out = Path(out)
     if not src.exists():
         raise InputError(f"input not found: {src}")
-    colorizer = make_colorizer(cfg)
     if src.is_file():
-        check_output_path(out, [src])
-        colorize_image_file(src, out, colorizer)
-        return [out]
+        if out.is_dir():
+            out = out / src.name
+        elif into_folder:
+            raise OutputError(f"output folder does not exist: {out}")
+        check_output_path(out, [src], overwrite)
+        if out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        return [(src, out)], False
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if out.exists() and not out.is_dir():
         raise OutputError(f"input is a folder, so the output must be a folder: {out}")
+    if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError(f"input is a folder, so the output must be a folder, not an image name: {out}")
     if out.resolve() == src.resolve():
         raise OutputError(f"output folder is the input folder: {out}")
     if not out.parent.is_dir():
-        raise OutputError(f"output folder's parent does not exist: {out.parent}")
-    out.mkdir(exist_ok=True)
-    written = []
-    for f in files:
+        raise OutputError(f"output folder's parent is not a folder: {out.parent}")
+    create = not out.exists()
+    check_writable(out if out.exists() else out.parent)
+    pairs = [(f, out / f.name) for f in files]
+    if not overwrite:
+        existing = [o for _, o in pairs if o.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise OutputError(f"output exists: {existing[0]}{more} (give --overwrite or -y to replace)")
+    return pairs, create
+
+
+def colorize_images(
+    src: str | Path,
+    out: str | Path,
+    cfg: ColorizeConfig | None = None,
+    warn: Callable[[str], None] = print,
+    overwrite: bool = False,
+) -> list[Path]:
+    """IN a file -> OUT a file (or into OUT when it is a folder); IN a folder -> OUT a folder
+    (created), same file names. Every output is checked before the first is written; a write
+    failure stops the run with what was written complete and nothing half-written."""
+    cfg = cfg or ColorizeConfig()
+    pairs, create = image_targets(Path(src), out, overwrite)
+    colorizer = make_colorizer(cfg)
+    folder = Path(out)
+    if create:
         try:
-            colorize_image_file(f, out / f.name, colorizer)
-            written.append(out / f.name)
-        except InputError as e:
-            warn(f"skipped: {e}")
+            folder.mkdir()
+        except OSError as e:
+            raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
+    written = []
+    try:
+        for f, target in pairs:
+            try:
+                colorize_image_file(f, target, colorizer, warn)
+                written.append(target)
+            except InputError as e:
+                if len(pairs) == 1:
+                    raise
+                warn(f"skipped: {e}")
+    finally:
+        if create and not written:  # a folder we made and left empty is not an output
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return written

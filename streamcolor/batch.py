@@ -366,7 +366,11 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
             frames, backend = summary.frames, summary.backend
         else:
             progress = (lambda p: on_frames(p.frames)) if on_frames else None
-            summary = colorize_video(job.src, job.out, cfg, progress, warn=warnings.append, colorizer=colorizer)
+            # The driver dispatches a job with a finished output only under --overwrite; the old
+            # file stays until the new one replaces it.
+            summary = colorize_video(
+                job.src, job.out, cfg, progress, warn=warnings.append, colorizer=colorizer, overwrite=True
+            )
             frames, backend = summary.frames, summary.backend
     except StreamcolorError as e:
         return JobResult(str(job.src), str(job.out), "failed", error=str(e), warnings=warnings, **where)

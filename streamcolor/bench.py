@@ -127,7 +127,7 @@ def run_bench(
             clip = synthetic_clip(Path(tmp) / f"in_{h}.mp4", w, h, frames)
             n, secs, _ = transcode_only(clip, Path(tmp) / "t.mp4", cfg.encode)
             floor = n / secs
-            s = colorize_video(clip, Path(tmp) / "c.mp4", cfg, warn=lambda m: None, colorizer=colorizer)
+            s = colorize_video(clip, Path(tmp) / "c.mp4", cfg, warn=lambda m: None, colorizer=colorizer, overwrite=True)
             rows.append({"size": [w, h], "fps": s.fps, "transcode_fps": floor})
             size = f"{w}x{h}"
             print_line(f"{size:<12}{s.fps:>10.1f} fps{floor:>13.1f} fps{s.fps / floor:>8.2f}{s.fps / 30:>20.1f}x")

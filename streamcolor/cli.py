@@ -4,7 +4,9 @@ typed errors into one line on stderr and an exit code (fastapi-cli's `cli.py` pa
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -12,17 +14,20 @@ from typing import Annotated
 
 import typer
 
-try:  # typer >= 0.20 vendors click; older releases use the click package
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as click_exc
-
 from streamcolor import __version__
 from streamcolor.api import ColorizeConfig, Progress, colorize_images, colorize_video
 from streamcolor.errors import StreamcolorError
-from streamcolor.live import LiveConfig, LiveControls, SourceSpec, camera_spec, format_summary, run_live
+from streamcolor.live import (
+    LiveConfig,
+    LiveControls,
+    SourceSpec,
+    camera_spec,
+    check_live_outputs,
+    format_summary,
+    run_live,
+)
 from streamcolor.model import DEFAULT_MODEL
-from streamcolor.sink import EncodeOptions
+from streamcolor.sink import EncodeOptions, check_output_path
 
 app = typer.Typer(
     name="streamcolor",
@@ -48,10 +53,14 @@ class Backend(str, Enum):
 
 
 class Codec(str, Enum):
+    auto = "auto"
     h264 = "h264"
     hevc = "hevc"
     ffv1 = "ffv1"
     prores = "prores"
+    vp9 = "vp9"
+    av1 = "av1"
+    gif = "gif"
 
 
 class Preset(str, Enum):
@@ -104,6 +113,7 @@ class ProgressBar:
         if self.enabled and self.last:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+            self.last = 0.0
 
 
 class Precision(str, Enum):
@@ -123,12 +133,18 @@ PrecisionOpt = Annotated[
     Precision | None, typer.Option(help="GPU engines: fp16 (default) or fp32. ONNX Runtime runs fp32.")
 ]
 ThreadsOpt = Annotated[int, typer.Option(help="Inference threads (0: all cores).", min=0)]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists (refused otherwise).")]
 
 
 @app.command()
 def video(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
-    out: Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (.mp4, .mkv, .mov, .avi).")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif) or a folder."
+        ),
+    ],
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: Annotated[
@@ -144,12 +160,18 @@ def video(
     deflicker: Annotated[
         bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
     ] = False,
-    codec: Annotated[Codec, typer.Option(help="Output video codec (ffv1/prores for archival masters).")] = Codec.h264,
+    codec: Annotated[
+        Codec, typer.Option(help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif).")
+    ] = Codec.auto,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
     batch: Annotated[int, typer.Option(help="Frames per inference batch.", min=1, max=64)] = 4,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    stream: Annotated[
+        int | None, typer.Option(help="Input stream index to colorize [default: the best video stream].", min=0)
+    ] = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")] = False,
 ) -> None:
     """Colorize a video: keeps frame count, timestamps, audio, subtitles and colour metadata."""
@@ -166,16 +188,17 @@ def video(
             precision=precision.value if precision else None,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
         )
-        summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn)
+        summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn, overwrite=overwrite, stream=stream)
     except StreamcolorError as e:
         bar.close()
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
-    bar.close()
+    finally:  # Ctrl-C, SIGTERM, OS errors: the next line must not start after the bar's "ETA 0:03"
+        bar.close()
     if not quiet:
         typer.echo(
             f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, "
-            f"{summary.backend}) -> {out}",
+            f"{summary.backend}) -> {summary.out or out}",
             err=True,
         )
 
@@ -183,11 +206,14 @@ def video(
 @app.command()
 def image(
     src: Annotated[Path, typer.Argument(metavar="IN", help="An image file, or a folder of images.")],
-    out: Annotated[Path, typer.Argument(metavar="OUT", help="Output file, or folder when IN is a folder.")],
+    out: Annotated[
+        str, typer.Argument(metavar="OUT", help="Output file, a folder to write into, or a folder for a folder.")
+    ],
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Colorize photos: one file, or every image in a folder (names and formats kept)."""
@@ -198,7 +224,7 @@ def image(
             threads=threads or None,
             precision=precision.value if precision else None,
         )
-        written = colorize_images(src, out, cfg, warn=_warn)
+        written = colorize_images(src, out, cfg, warn=_warn, overwrite=overwrite)
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
@@ -295,18 +321,42 @@ def batch(
             ray=ray,
             split_shots=split_shots,
         )
-        with progress:
+        with progress, _signals_as_keyboard_interrupt() as received:
             summary = run_batch(inputs, Path(outdir), cfg, on_progress=progress.update, on_plan=progress.plan)
     except BatchInterrupted as e:
         _batch_summary(e.summary, Path(outdir), quiet)
-        _err(f"interrupted: {e.summary.not_run} file(s) not finished; rerun the same command to resume")
-        raise typer.Exit(130) from None
+        what = "terminated" if received and received[-1] == signal.SIGTERM else "interrupted"
+        _err(f"{what}: {e.summary.not_run} file(s) not finished; rerun the same command to resume")
+        raise typer.Exit(128 + (received[-1] if received else signal.SIGINT)) from None
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
     _batch_summary(summary, Path(outdir), quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+class _signals_as_keyboard_interrupt:
+    """SIGINT and SIGTERM as KeyboardInterrupt while a batch runs: the batch library stops its
+    workers or Ray tasks on it and returns what finished (run() would otherwise end the command
+    at once with its own exception). Yields the list of signals received."""
+
+    def __enter__(self) -> list[int]:
+        self.received: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            self.previous = {}
+            return self.received
+
+        def interrupt(signum, frame) -> None:
+            self.received.append(signum)
+            raise KeyboardInterrupt
+
+        self.previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self.received
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 class _BatchProgress:
@@ -396,6 +446,7 @@ def _live(
     port: int,
     allow_remote: bool,
     quiet: bool,
+    overwrite: bool = False,
 ) -> None:
     """Run a live session with or without the preview page; print the latency table at the end."""
     from streamcolor.preview import PreviewServer
@@ -405,17 +456,28 @@ def _live(
             _err(f"first frame out {seconds:.1f} s after start")
 
     try:
+        check_live_outputs(spec, out, record, overwrite)
         controls = LiveControls(cfg.temporal)
         if preview:
             with PreviewServer(host, port, allow_remote, controls) as server:
                 _err(f"preview: {server.url}  (Ctrl-C stops)")
                 summary = run_live(
-                    spec, out, cfg, record, server, warn=_warn, controls=controls, on_first_frame=started
+                    spec,
+                    out,
+                    cfg,
+                    record,
+                    server,
+                    warn=_warn,
+                    controls=controls,
+                    on_first_frame=started,
+                    overwrite=overwrite,
                 )
         else:
             if not quiet:
                 _err("colorizing live (Ctrl-C stops)")
-            summary = run_live(spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started)
+            summary = run_live(
+                spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started, overwrite=overwrite
+            )
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
@@ -452,6 +514,7 @@ def stream(
     ] = 2.0,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
     """Colorize a live stream with low delay: drops the oldest frames rather than fall behind, reconnects."""
@@ -473,7 +536,7 @@ def stream(
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
-    _live(SourceSpec(src, realtime=realtime), out, cfg, record, preview, host, port, allow_remote, quiet)
+    _live(SourceSpec(src, realtime=realtime), out, cfg, record, preview, host, port, allow_remote, quiet, overwrite)
 
 
 @app.command()
@@ -492,10 +555,13 @@ def webcam(
     temporal: LiveTemporalOpt = LiveTemporal.causal,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
     """Colorize a camera live, with a preview page (input and output side by side) in your browser."""
     try:
+        if record is not None:  # before looking for the camera: the refusal costs the user nothing
+            check_output_path(record, [], overwrite)
         spec = camera_spec(device, size, fps)
         cfg = LiveConfig(
             model=model,
@@ -507,7 +573,7 @@ def webcam(
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
-    _live(spec, None, cfg, record, True, host, port, allow_remote, quiet)
+    _live(spec, None, cfg, record, True, host, port, allow_remote, quiet, overwrite)
 
 
 @app.command()
@@ -609,23 +675,76 @@ def _root(
         raise typer.Exit()
 
 
-def main() -> None:
-    """Console entry point: usage errors in one line, Ctrl-C as exit 130, no tracebacks."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread by our own handler. A BaseException of
+    our own: typer turns KeyboardInterrupt into a silent exit 130 inside app(), and no
+    `except Exception` on the way swallows it; every context manager it passes through
+    cleans up (the sink deletes its partial file)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _click_usage(e: Exception) -> tuple[str, int] | None:
+    """(first line, exit code) of a click usage error, else None.
+
+    typer >= 0.20 vendors click in a private module and older typers use the click package;
+    neither exception module is public API, so the error is recognised by the interface every
+    click exception has (exit_code and format_message), not by its class."""
+    message, code = getattr(e, "format_message", None), getattr(e, "exit_code", None)
+    if not callable(message) or not isinstance(code, int) or isinstance(e, StreamcolorError):
+        return None
+    lines = str(message()).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__), code
+
+
+def _os_error_line(e: OSError) -> str:
+    """'cannot write out.mp4: No space left on device' from any OSError (PyAV's included)."""
+    what = e.filename or getattr(e, "log", None)
+    reason = e.strerror or str(e)
+    return f"{reason}: {what}" if isinstance(what, str | os.PathLike) else reason
+
+
+def run(args: list[str]) -> int:
+    """Run the command line with args and return the exit code; every failure is one line on
+    stderr: 2 usage, 1 input/output (OS errors such as a full or read-only disk included),
+    130 Ctrl-C, 143 SIGTERM, 3 an internal error."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in signals} if main_thread else {}
     try:
         # Without standalone mode, click returns the code of typer.Exit instead of exiting.
-        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
-    except click_exc.UsageError as e:
-        _err(e.format_message().splitlines()[0])
-        sys.exit(2)
-    except (click_exc.Abort, KeyboardInterrupt):
-        _err("interrupted; no output was written")
-        sys.exit(130)
+        code = app(args=args or ["--help"], standalone_mode=False)
+    except (Interrupted, KeyboardInterrupt, typer.Abort) as e:
+        term = getattr(e, "signum", None) == signal.SIGTERM
+        _err(f"{'terminated' if term else 'interrupted'}; unfinished output deleted")
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
     except StreamcolorError as e:
         _err(str(e))
-        sys.exit(e.exit_code)
-    except Exception as e:  # a bug: still one line, the traceback on request
-        if os.environ.get("STREAMCOLOR_DEBUG"):
+        return e.exit_code
+    except OSError as e:  # a full or read-only disk, a permission refused (PyAV's errors are OSErrors too)
+        _err(_os_error_line(e))
+        return 1
+    except Exception as e:
+        usage = _click_usage(e)
+        if usage is not None:
+            _err(usage[0])
+            return usage[1]
+        if os.environ.get("STREAMCOLOR_DEBUG"):  # a bug: still one line, the traceback on request
             raise
         _err(f"internal error: {e!r} (set STREAMCOLOR_DEBUG=1 for the traceback)")
-        sys.exit(3)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 3
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run(sys.argv[1:]))

@@ -13,6 +13,8 @@ Conventions at every boundary in this module:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # sRGB (linear) -> XYZ, D65, IEC 61966-2-1.
@@ -120,7 +122,46 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(std + 0.3 * mean)
 
 
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) sRGB in [0, 1] -> (H, W) float32 gray level in [0, 1] with the same CIE L*
+    (luminance-preserving: the gray has the colour's relative luminance Y)."""
+    return linear_to_srgb(srgb_to_linear(rgb.astype(np.float32)) @ RGB_TO_XYZ[1])
+
+
 def rgb8_to_gray8(rgb8: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 sRGB -> (H, W) uint8 gray with the same CIE L* (luminance-preserving)."""
-    lin = srgb_to_linear(rgb8.astype(np.float32) / 255.0) @ RGB_TO_XYZ[1]
-    return (linear_to_srgb(lin) * 255.0 + 0.5).astype(np.uint8)
+    return (rgb_to_gray(rgb8.astype(np.float32) / 255.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+# -- Y'CbCr chroma maths shared by the CPU colorizer (colorizer.py) and the GPU one
+# (engines/gpu_frames.py): one home, so the two cannot drift apart.
+
+
+@functools.cache
+def gray_luts(full_range: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(256,) float32 tables from luma code: (y, 1 - y) with y the gray level in [0, 1]."""
+    y = luma_to_gray(np.arange(256, dtype=np.uint8)[None], full_range)[0]
+    return y.astype(np.float32), (1.0 - y).astype(np.float32)
+
+
+@functools.cache
+def chroma_matrices(matrix: str) -> tuple[np.ndarray, np.ndarray]:
+    """(3, 3) R'G'B' -> (Cb, Cr, 0) in [-0.5, 0.5], and (3, 3) (Cb, Cr, 0) -> added R', G', B'."""
+    kr, kb = LUMA_COEFFS.get(matrix, LUMA_COEFFS["bt709"])
+    kg = 1.0 - kr - kb
+    to_chroma = np.array([[-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]], np.float32) / np.array(
+        [[2.0 * (1.0 - kb)], [2.0 * (1.0 - kr)]], np.float32
+    )
+    d_r = np.array([0.0, 2.0 * (1.0 - kr)])
+    d_b = np.array([2.0 * (1.0 - kb), 0.0])
+    d_g = -(kr * d_r + kb * d_b) / kg
+    to_rgb = np.stack([d_r, d_g, d_b]).astype(np.float32)
+    pad = np.zeros((3, 1), np.float32)
+    return np.vstack([to_chroma, pad.T]), np.hstack([to_rgb, pad])
+
+
+@functools.cache
+def chroma_delta_matrix(matrix: str) -> np.ndarray:
+    """(3, 3) R'G'B' -> what its chroma alone adds to R', G', B' (to_rgb @ to_chroma)."""
+    to_chroma, to_rgb = chroma_matrices(matrix)
+    return to_rgb @ to_chroma

@@ -9,14 +9,13 @@ codes, so the output's Y plane is the input's, bit for bit.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import Engine
+from streamcolor.engines.registry import Engine
 from streamcolor.model import ModelCard
 
 
@@ -79,34 +78,8 @@ def _block_min_max(y8: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
     return lo[: shape[0], : shape[1]], hi[: shape[0], : shape[1]]
 
 
-@functools.cache
-def _gray_luts(full_range: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(256,) float32 tables from luma code: (y, 1 - y) with y the gray level in [0, 1]."""
-    y = color.luma_to_gray(np.arange(256, dtype=np.uint8)[None], full_range)[0]
-    return y.astype(np.float32), (1.0 - y).astype(np.float32)
-
-
-@functools.cache
-def _chroma_matrices(matrix: str) -> tuple[np.ndarray, np.ndarray]:
-    """(3, 3) R'G'B' -> (Cb, Cr, 0) in [-0.5, 0.5], and (3, 3) (Cb, Cr, 0) -> added R', G', B'."""
-    kr, kb = color.LUMA_COEFFS.get(matrix, color.LUMA_COEFFS["bt709"])
-    kg = 1.0 - kr - kb
-    to_chroma = np.array([[-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]], np.float32) / np.array(
-        [[2.0 * (1.0 - kb)], [2.0 * (1.0 - kr)]], np.float32
-    )
-    d_r = np.array([0.0, 2.0 * (1.0 - kr)])
-    d_b = np.array([2.0 * (1.0 - kb), 0.0])
-    d_g = -(kr * d_r + kb * d_b) / kg
-    to_rgb = np.stack([d_r, d_g, d_b]).astype(np.float32)
-    pad = np.zeros((3, 1), np.float32)
-    return np.vstack([to_chroma, pad.T]), np.hstack([to_rgb, pad])
-
-
-@functools.cache
-def _chroma_delta_matrix(matrix: str) -> np.ndarray:
-    """(3, 3) R'G'B' -> what its chroma alone adds to R', G', B' (to_rgb @ to_chroma)."""
-    to_chroma, to_rgb = _chroma_matrices(matrix)
-    return to_rgb @ to_chroma
+# Smallest chroma plane side computed directly (see Colorizer._tiny_chroma_planes).
+_MIN_PLANE = 8
 
 
 class Colorizer:
@@ -198,17 +171,20 @@ class Colorizer:
         cube (the gamut clamp), so decoding Y+Cb+Cr never clips into a wrong hue.
         guide_lo: guide_lo(y8, ab_lo's grid) when the caller already has it.
         """
+        h, w = chroma_shape
+        if h < _MIN_PLANE or w < _MIN_PLANE:
+            return self._tiny_chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo)
         lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-        to_chroma = _chroma_matrices(matrix)[0]
+        to_chroma = color.chroma_matrices(matrix)[0]
         # 3x3 transforms (OpenCV's fast case; 3 -> 2 channels was 6x slower): (Cb, Cr, 0) in
         # [-0.5, 0.5], and what that chroma adds to R', G', B' on top of the luma.
         cbcr = cv2.transform(rgb, to_chroma)
-        d = cv2.transform(rgb, _chroma_delta_matrix(matrix))
+        d = cv2.transform(rgb, color.chroma_delta_matrix(matrix))
         # The decoder pairs each chroma sample with every luma sample of its block, so
         # the clamp must hold for the block's darkest and brightest luma, not its mean.
         y_lo, y_hi = _block_min_max(y8, chroma_shape)
-        gray = _gray_luts(full_range)
+        gray = color.gray_luts(full_range)
         room_up = cv2.LUT(y_hi, gray[1])  # 1 - y: headroom above
         room_down = cv2.LUT(y_lo, gray[0])  # y: room below
         # Largest s <= 1 with 0 <= y + s * d <= 1 on every channel: room / d falls as d
@@ -219,7 +195,6 @@ class Colorizer:
         rise = cv2.max(np.maximum(np.maximum(d0, d1), d2), 1e-6)
         fall = cv2.max(cv2.multiply(np.minimum(np.minimum(d0, d1), d2), -1.0), 1e-6)
         s = cv2.min(cv2.min(cv2.divide(room_up, rise), cv2.divide(room_down, fall)), 1.0)
-        h, w = chroma_shape
         scale = 255.0 if full_range else 224.0
         uv = cv2.multiply(cbcr.reshape(h, w * 3), cv2.merge([s, s, s]).reshape(h, w * 3), scale=scale)
         # + 128, rounded and saturated to uint8 in one pass (the values are >= 0.5 here, so
@@ -227,10 +202,64 @@ class Colorizer:
         u8 = cv2.convertScaleAbs(uv, alpha=1.0, beta=128.0).reshape(h, w, 3)
         return u8[..., 0], u8[..., 1]
 
+    def field_chroma_planes(
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        chroma_shape: tuple[int, int],
+        full_range: bool,
+        matrix: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """chroma_planes for an interlaced frame: each field's chroma from that field's own
+        luma. In interlaced 4:2:0 the chroma rows alternate between the fields as the luma
+        rows do (MPEG-2 and H.264 field sampling), so a chroma sample computed on the woven
+        frame would mix two instants 20 ms apart (the guide's edges, the gamut clamp's
+        darkest and brightest luma). The network's a*b* (low resolution) is shared."""
+        h, w = chroma_shape
+        if h < 2 or y8.shape[0] < 2:
+            return self.chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix)
+        cb, cr = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
+        for parity in (0, 1):
+            rows = (h + 1 - parity) // 2
+            fb, fr = self.chroma_planes(np.ascontiguousarray(y8[parity::2]), ab_lo, (rows, w), full_range, matrix)
+            cb[parity::2], cr[parity::2] = fb, fr
+        return cb, cr
+
+    def _tiny_chroma_planes(
+        self,
+        y8: np.ndarray,
+        ab_lo: np.ndarray,
+        chroma_shape: tuple[int, int],
+        full_range: bool,
+        matrix: str,
+        guide_lo: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """chroma_planes for planes under _MIN_PLANE samples a side (a 2x2 video has 1x1
+        chroma): OpenCV reads a (1, 1) or (4, 1) array as a scalar in its arithmetic, so the
+        luma is extended by repeating its edge, colorized, and the planes cropped back."""
+        h, w = chroma_shape
+        fy, fx = -(-y8.shape[0] // h), -(-y8.shape[1] // w)  # luma samples per chroma sample
+        big = cv2.copyMakeBorder(
+            y8,
+            0,
+            max(0, _MIN_PLANE * fy - y8.shape[0]),
+            0,
+            max(0, _MIN_PLANE * fx - y8.shape[1]),
+            cv2.BORDER_REPLICATE,
+        )
+        shape = (max(h, _MIN_PLANE), max(w, _MIN_PLANE))
+        cb, cr = self.chroma_planes(big, ab_lo, shape, full_range, matrix, guide_lo)
+        return np.ascontiguousarray(cb[:h, :w]), np.ascontiguousarray(cr[:h, :w])
+
+    def colorize_lab(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
+        """One gray image: (H, W) uint8 gray codes -> (H, W, 3) float32 L*a*b* at full size,
+        L* the input's. A caller with more than 8 bits replaces L* with its own."""
+        ab_lo = self.predict([self.network_input(y8, full_range)])[0]
+        return self._lab_at(y8, ab_lo, y8.shape, full_range)
+
     def colorize_luma(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
         """One gray image: (H, W) uint8 gray codes -> (H, W, 3) uint8 sRGB at full size.
 
         The output's L* is the input's (up to the sRGB gamut clip)."""
-        ab_lo = self.predict([self.network_input(y8, full_range)])[0]
-        rgb = cv2.cvtColor(self._lab_at(y8, ab_lo, y8.shape, full_range), cv2.COLOR_Lab2RGB)
+        rgb = cv2.cvtColor(self.colorize_lab(y8, full_range), cv2.COLOR_Lab2RGB)
         return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

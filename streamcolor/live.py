@@ -34,12 +34,12 @@ import numpy as np
 
 from streamcolor.api import make_colorizer
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError, InputError
+from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL
 from streamcolor.pipeline import FrameSequencer
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
-from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
 
 LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
 _END = object()
@@ -369,6 +369,7 @@ def run_live(
     colorizer: Colorizer | None = None,
     controls: LiveControls | None = None,
     on_first_frame: Callable[[float], None] | None = None,
+    overwrite: bool = False,
 ) -> LiveSummary:
     """Colorize SPEC live into OUT (URL, .m3u8 or file) and/or RECORD and/or the preview,
     until the input ends (files), stop is set, or Ctrl-C. Latency mode: batch 1, no
@@ -391,7 +392,20 @@ def run_live(
             controls=controls,
             ctrl_c=ctrl_c,
             on_first_frame=on_first_frame,
+            overwrite=overwrite,
         )
+
+
+def check_live_outputs(spec: SourceSpec, out: str | Path | None, record: Path | None, overwrite: bool) -> None:
+    """The file outputs of a live run (OUT when a file or playlist, --record), checked before
+    anything starts: writable, not the input, not an existing file unless overwrite."""
+    if is_url(spec.url) and not has_protocol(spec.url):
+        raise InputError(no_protocol_line(spec.url.split("://", 1)[0]))
+    for target in (out, record):
+        if target is not None and is_url(target) and not has_protocol(str(target)):
+            raise OutputError(no_protocol_line(str(target).split("://", 1)[0]))
+        if target is not None and not is_url(target):
+            check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)], overwrite)
 
 
 @contextlib.contextmanager
@@ -405,11 +419,13 @@ def _ctrl_c_as_flag():
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    # SIGTERM (a service manager stopping us) ends a live run the same clean way
+    previous = {sig: signal.signal(sig, lambda signum, frame: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_live(
@@ -425,12 +441,11 @@ def _run_live(
     controls: LiveControls | None,
     ctrl_c: threading.Event,
     on_first_frame: Callable[[float], None] | None,
+    overwrite: bool = False,
 ) -> LiveSummary:
     """run_live's body, with Ctrl-C already turned into the ctrl_c event."""
     called = time.perf_counter()
-    for target in (out, record):
-        if target is not None and not is_url(target):
-            check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)])
+    check_live_outputs(spec, out, record, overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     controls = controls or LiveControls(cfg.temporal)
     keep_frame_buffers()
@@ -474,7 +489,10 @@ def _run_live(
                 interval = cfg.keyframe_interval if mode != "off" else 1
                 seq = FrameSequencer(colorizer, info.full_range, mode, interval, batch=1)
             for g, ab_lo, l_lo in seq.push(f, f.y8):
-                g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+                if g.interlaced:  # broadcast streams often are: each field's chroma from its own luma
+                    g.chroma = colorizer.field_chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+                else:
+                    g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
             f.t_colored = time.perf_counter()
             colored.put(f, stop)
 

@@ -32,10 +32,11 @@ class ModelCard:
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for a frame of (height, width): short side scaled to
-        short_side, both rounded to the multiple, never below one multiple."""
+        short_side, both rounded to the multiple, never below one multiple; the long side
+        at most 4 short sides (a 2x4096 strip would otherwise ask for a 160x327680 input)."""
         if self.fixed_size:
             return self.fixed_size
-        s = self.short_side / min(height, width)
+        s = min(self.short_side / min(height, width), 4 * self.short_side / max(height, width))
         m = self.multiple
         return (max(m, round(height * s / m) * m), max(m, round(width * s / m) * m))
 

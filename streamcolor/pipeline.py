@@ -214,7 +214,10 @@ def colorize_items(
     def release(ready: list[tuple[GrayFrame, np.ndarray, np.ndarray | None]]) -> Iterator:
         t0 = time.perf_counter()
         for f, ab_lo, l_lo in ready:
-            f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+            if f.interlaced:
+                f.chroma = colorizer.field_chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+            else:
+                f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
         times.upsample += time.perf_counter() - t0
         while pending and not (isinstance(pending[0], GrayFrame) and pending[0].chroma is None):
             yield pending.popleft()

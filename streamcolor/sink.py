@@ -7,9 +7,11 @@ or Ctrl-C the partial file is deleted, so a file at OUT is always a finished one
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamcolor.errors import ConfigError, OutputError
-from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo
+from streamcolor.errors import ConfigError, NotAvailableError, OutputError
+from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line, stream_start, user_tags
 
 # codec flag -> (FFmpeg encoder, pixel format, options)
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -27,13 +29,37 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "hevc": ("libx265", "yuv420p", {"x265-params": "log-level=error"}),
     "ffv1": ("ffv1", "yuv420p", {"level": "3", "slices": "4", "slicecrc": "1"}),
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
+    # WebM's codecs; libvpx's "good" deadline at cpu-used 5 is its documented speed/quality middle
+    "vp9": ("libvpx-vp9", "yuv420p", {"deadline": "good", "cpu-used": "5", "row-mt": "1", "b": "0"}),
+    "av1": ("libsvtav1", "yuv420p", {"preset": "10"}),
+    "gif": ("gif", "rgb8", {}),  # GIF: 256 fixed colours (3-3-2 bits)
 }
+CODEC_CHOICES = ("auto", *CODECS)
+# output file extension -> (FFmpeg muxer, codec for --codec auto)
+CONTAINERS: dict[str, tuple[str, str]] = {
+    ".mp4": ("mp4", "h264"),
+    ".m4v": ("mp4", "h264"),
+    ".mov": ("mov", "h264"),
+    ".mkv": ("matroska", "h264"),
+    ".webm": ("webm", "vp9"),
+    ".avi": ("avi", "h264"),
+    ".ts": ("mpegts", "h264"),
+    ".flv": ("flv", "h264"),
+    ".gif": ("gif", "gif"),
+}
+# Codecs whose bitstream has no sample aspect ratio field.
+_NO_SAR_IN_BITSTREAM = {"vp9", "av1", "gif"}
+# Containers without a time stamp per frame: one frame per tick of a constant rate.
+_CONSTANT_RATE = {"avi": None, "gif": Fraction(1, 100)}  # time base: 1/rate, or GIF's centiseconds
+# Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
+# is not the one to use (its native Opus encoder is experimental).
+_AUDIO_ENCODERS = {"opus": "libopus", "mp3": "libmp3lame"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str = "h264"
+    codec: str = "auto"  # auto: the output container's (h264; vp9 for .webm; gif for .gif)
     crf: int = 18
     preset: str = "veryfast"
     tune: str = ""  # x264/x265 tune; live outputs use 'zerolatency' (no look-ahead, no B-frames)
@@ -41,8 +67,8 @@ class EncodeOptions:
     hw_encode: bool = False  # NVENC for h264/hevc where the GPU has one (H100/A100 do not: libx264/265)
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise ConfigError(f"unknown codec '{self.codec}'; choose one of: {', '.join(CODECS)}")
+        if self.codec not in CODEC_CHOICES:
+            raise ConfigError(f"unknown codec '{self.codec}'; choose one of: {', '.join(CODEC_CHOICES)}")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(PRESETS)}")
         if not 0 <= self.crf <= 51:
@@ -68,11 +94,14 @@ def encoder_options(opts: EncodeOptions, encoder: str) -> dict[str, str]:
         if opts.tune == "zerolatency":
             options["tune"] = "ll"
         return options
-    options = dict(CODECS[opts.codec][2])
-    if opts.codec in ("h264", "hevc"):
+    codec = next((c for c, spec in CODECS.items() if spec[0] == encoder), opts.codec)
+    options = dict(CODECS[codec][2]) if codec in CODECS else {}
+    if codec in ("h264", "hevc"):
         options.update(crf=str(opts.crf), preset=opts.preset)
         if opts.tune:
             options["tune"] = opts.tune
+    elif codec in ("vp9", "av1"):  # their CRF scale is 0-63: the same quality step as x264's 0-51
+        options["crf"] = str(round(opts.crf * 63 / 51))
     return options
 
 
@@ -97,18 +126,33 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.partial{out.suffix}")
 
 
-def check_output_path(out: Path, inputs: list[Path]) -> None:
-    """Refuse outputs that cannot be written, or that would overwrite an input."""
+def check_output_path(out: Path, inputs: list[Path], overwrite: bool = False) -> None:
+    """Refuse, before any work starts, an output that cannot be written, that would replace
+    an input, or that exists when overwrite was not asked for (never a silent overwrite)."""
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder is not writable: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output folder is not a folder: {parent}")
     if out.is_dir():
         raise OutputError(f"output is a folder, expected a file: {out}")
     for inp in inputs:
         if out.resolve() == inp.resolve() or (out.exists() and inp.exists() and out.samefile(inp)):
             raise OutputError(f"output is the same file as the input: {out}")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputError(f"output exists: {out} (give --overwrite or -y to replace it)")
+    check_writable(parent)
+
+
+def check_writable(folder: Path) -> None:
+    """Create and delete a file in folder: the only check that a read-only disk, a folder
+    without permission or ACLs and root's rights all answer truthfully (os.access does not)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".streamcolor-", dir=folder)
+    except OSError as e:
+        raise OutputError(f"cannot write in {folder}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def _format_for(out: Path | str) -> str:
@@ -119,27 +163,88 @@ def _format_for(out: Path | str) -> str:
         return LIVE_MUXERS[scheme]
     if out.suffix.lower() == ".m3u8":
         return "hls"
-    try:
-        with _probe_container(out) as c:
-            return c.format.name
-    except (ValueError, av.FFmpegError):
-        raise OutputError(f"unknown output container for '{out.name}': use .mp4, .mkv, .mov or .avi") from None
+    if out.suffix.lower() not in CONTAINERS:
+        raise OutputError(f"unknown output container for '{out.name}': use {', '.join(CONTAINERS)}")
+    return CONTAINERS[out.suffix.lower()][0]
 
 
-def _probe_container(out: Path) -> av.container.OutputContainer:
-    """An in-memory output container of OUT's format, to ask what it can hold."""
-    ext = out.suffix.lower().lstrip(".")
-    fmt = {"mkv": "matroska", "m4v": "mp4", "ts": "mpegts", "": None}.get(ext, ext)
-    if fmt is None:
-        raise ValueError("no extension")
+def _probe_container(fmt: str) -> av.container.OutputContainer:
+    """An in-memory output container of this format, to ask what it can hold."""
     return av.open(io.BytesIO(), "w", format=fmt)
+
+
+# Video codecs MPEG-TS has no stream type for (FFmpeg would write them as private data).
+_TS_REFUSES = {"ffv1", "prores", "prores_ks", "gif", "vp9", "libvpx-vp9"}
 
 
 def _holds(container: av.container.OutputContainer, codec_name: str) -> bool:
     if container.format.name in ("mpegts", "rtp_mpegts"):
-        return True  # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AAC...
+        # its tag table lists only MPEG-2 codecs, but it carries H.264, HEVC, AV1, AAC, Opus...
+        return codec_name not in _TS_REFUSES
     supported = container.supported_codecs
     return not supported or codec_name in supported  # no tag table (e.g. mpegts): anything goes
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """How the video is written, settled before any work: muxer, codec, encoder, pixel
+    format and the stream's time base (None: the input's)."""
+
+    format: str
+    codec: str
+    encoder: str
+    pix_fmt: str
+    time_base: Fraction | None
+
+
+def _rate(info: StreamInfo) -> Fraction:
+    """The input's frame rate as a fraction with a small denominator (30000/1001, 25...)."""
+    rate = Fraction(info.average_rate or 25).limit_denominator(1001)
+    return rate if rate > 0 else Fraction(25)
+
+
+def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: bool) -> VideoPlan:
+    """Check everything about the video output that can fail, before the first warning and
+    before any work: the container (by extension or URL), a codec it holds (--codec auto:
+    the container's own), and that the encoder opens at this frame size."""
+    fmt = _format_for(out)
+    codec = opts.codec
+    if codec == "auto":
+        codec = "h264" if live else CONTAINERS[Path(out).suffix.lower()][1]
+        if codec == "vp9" and CODECS["vp9"][0] not in av.codecs_available:
+            codec = "av1"  # a PyAV without libvpx: WebM's other video codec
+    encoder, pix_fmt, _ = CODECS[codec]
+    if encoder not in av.codecs_available:
+        raise NotAvailableError(f"this PyAV's FFmpeg has no {encoder} encoder for --codec {codec}")
+    holds = ["h264"]  # live outputs (MPEG-TS, FLV, HLS) are H.264, which they all hold
+    if not live:
+        with _probe_container(fmt) as probe:
+            holds = [c for c, spec in CODECS.items() if _holds(probe, spec[0]) or _holds(probe, c)]
+        if codec not in holds:
+            where = Path(str(out)).suffix or fmt
+            raise ConfigError(f"codec {codec} cannot go into {where} outputs; it holds: {', '.join(holds) or 'none'}")
+    if encoder == "libsvtav1":
+        # SVT-AV1 prints a banner and its errors to stderr itself, not through FFmpeg's log:
+        # fatal messages only, so that a run stays one summary line (a refusal, one line)
+        os.environ.setdefault("SVT_LOG", "0")
+    if (info.width % 2 or info.height % 2) and codec in ("h264", "hevc"):
+        pix_fmt = "yuv444p"  # x264/x265 refuse 4:2:0 at an odd size; 4:4:4 keeps the exact size and luma
+    time_base = None
+    if fmt in _CONSTANT_RATE:
+        time_base = _CONSTANT_RATE[fmt] or 1 / _rate(info)
+    try:  # x265 refuses frames under 8x8 (and more), FFV1 with 4 slices tiny ones: say so now
+        ctx = av.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = info.width, info.height, pix_fmt
+        ctx.time_base = time_base or info.time_base
+        ctx.framerate = _rate(info)
+        ctx.options = encoder_options(opts, encoder)
+        ctx.open()
+    except (av.FFmpegError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
+        other = next((c for c in ("h264", "vp9", "ffv1") if c in holds and c != codec), None)
+        hint = f"; try --codec {other}" if other else ""
+        raise OutputError(f"{encoder} cannot encode {info.width}x{info.height} frames ({reason}){hint}") from None
+    return VideoPlan(fmt, codec, encoder, pix_fmt, time_base)
 
 
 class VideoSink:
@@ -156,12 +261,15 @@ class VideoSink:
         self.info = info
         self.opts = opts
         self.warn = warn
-        self.format = _format_for(self.out)  # unknown extension -> clear error before any work
+        self.plan = plan_video(self.out, info, opts, self.live)  # every refusal before any work
+        self.format = self.plan.format
         self.container: av.container.OutputContainer | None = None
         self.video: av.VideoStream | None = None
         self.copied: dict[int, av.stream.Stream] = {}  # input stream index -> output stream
         self.reencoded: dict[int, av.AudioStream] = {}
+        self.resamplers: dict[int, av.AudioResampler] = {}
         self.frames = 0
+        self._last_pts: int | None = None
         self._pending: list = []  # packets that arrive before the first video frame
 
     def __enter__(self) -> VideoSink:
@@ -177,31 +285,42 @@ class VideoSink:
         """Decide copy / re-encode / drop for each carried input stream; return the
         indexes of audio streams the source must decode (re-encode)."""
         self._plan: dict[int, str] = {}
+        self._audio_codec = None
         if self.live:  # live outputs carry the video only
             for s in self.info.other_streams:
                 self._plan[s.index] = "drop"
-            self._audio_codec = None
             return frozenset()
-        with _probe_container(self.out) as probe:
+        with _probe_container(self.format) as probe:
+            default_audio = probe.default_audio_codec
+            audio_encoder = _AUDIO_ENCODERS.get(default_audio, default_audio)
+            if audio_encoder not in av.codecs_available:
+                audio_encoder = None  # GIF holds no audio ("none")
             for s in self.info.other_streams:
                 name = s.codec_context.name if s.codec_context else None
-                if name and _holds(probe, name):
+                offset = stream_start(s) - self.info.start_s
+                if self.format == "avi" and s.type == "audio" and abs(offset) > 1 / _rate(self.info):
+                    # AVI has no start time per stream: its audio always starts with the video
+                    self.warn(
+                        f"audio stream #{s.index} starts {offset:+.2f} s from the video; AVI cannot hold that "
+                        f"offset, so it plays {abs(offset):.2f} s {'early' if offset > 0 else 'late'} (use .mkv)"
+                    )
+                if name and _holds(probe, name) and self.format != "gif":
                     self._plan[s.index] = "copy"
-                elif s.type == "audio":
+                elif s.type == "audio" and audio_encoder is not None:
                     self._plan[s.index] = "reencode"
                     self.warn(
                         f"audio stream #{s.index} ({name}) cannot go into {self.out.suffix}: "
-                        f"re-encoding it to {probe.default_audio_codec}"
+                        f"re-encoding it to {default_audio}"
                     )
                 else:
                     self._plan[s.index] = "drop"
                     self.warn(f"{s.type} stream #{s.index} ({name}) cannot go into {self.out.suffix}: not copied")
-            self._audio_codec = probe.default_audio_codec
+            self._audio_codec = audio_encoder
         return frozenset(i for i, how in self._plan.items() if how == "reencode")
 
     def _open(self, first: GrayFrame) -> None:
-        info, opts = self.info, self.opts
-        encoder, pix_fmt, _ = CODECS[opts.codec]
+        info, opts, plan = self.info, self.opts, self.plan
+        encoder, pix_fmt = plan.encoder, plan.pix_fmt
         target = str(self.out) if self.live else str(self.tmp)
         try:
             container_options = HLS_OPTIONS if self.format == "hls" else {}
@@ -209,48 +328,69 @@ class VideoSink:
         except av.FFmpegError as e:
             if isinstance(e, av.error.ProtocolNotFoundError):
                 scheme = str(self.out).split("://", 1)[0]
-                raise OutputError(
-                    f"this FFmpeg (PyAV's) has no {scheme}:// protocol; PyAV's wheels come without libsrt: "
-                    "use udp:// or rtmp://, or a PyAV built against an FFmpeg with it"
-                ) from None
+                raise OutputError(no_protocol_line(scheme)) from None
             raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
-        if not _holds(self.container, encoder) and not _holds(self.container, opts.codec):
-            raise ConfigError(f"codec {opts.codec} cannot go into {self.format} outputs; try .mkv")
         odd = info.width % 2 or info.height % 2
-        if odd and opts.codec in ("h264", "hevc"):
-            # x264/x265 refuse 4:2:0 with an odd size; 4:4:4 keeps the exact size and luma.
-            pix_fmt = "yuv444p"
-            self.warn(f"odd frame size {info.width}x{info.height}: encoding {opts.codec} 4:4:4 to keep it exact")
+        if pix_fmt == "yuv444p" and CODECS[plan.codec][1] != "yuv444p":
+            self.warn(f"odd frame size {info.width}x{info.height}: encoding {plan.codec} 4:4:4 to keep it exact")
         if not hasattr(self, "_plan"):
             self.plan_streams()
-        nvenc = f"{opts.codec}_nvenc"
-        use_nvenc = opts.hw_encode and opts.codec in ("h264", "hevc") and not odd
+        nvenc = f"{plan.codec}_nvenc"
+        use_nvenc = opts.hw_encode and plan.codec in ("h264", "hevc") and not odd
         if use_nvenc and nvenc_works(nvenc, info.width, info.height):
             encoder = nvenc
-        v = self.container.add_stream(encoder, rate=info.average_rate or 25)
+        v = self.container.add_stream(encoder, rate=_rate(info))
         v.width, v.height, v.pix_fmt = info.width, info.height, pix_fmt
-        v.time_base = info.time_base
+        time_base = plan.time_base or info.time_base
+        v.time_base = time_base
         cc = v.codec_context
-        cc.time_base = info.time_base
+        cc.time_base = time_base
+        if plan.time_base is not None:
+            # no time stamps in the container: frames must leave the encoder in display
+            # order (AVI would decode B-frames' times out of order)
+            cc.max_b_frames = 0
         cc.color_range = info.color_range if info.color_range else (2 if info.full_range else 1)
         cc.colorspace = info.colorspace
         cc.color_primaries = info.color_primaries
         cc.color_trc = info.color_trc
         options = encoder_options(opts, encoder)
+        if info.interlaced:
+            # field order kept: in the container (MP4/MOV fiel, Matroska FieldOrder) from the
+            # codec context, and coded as fields where the encoder can (x264's --tff/--bff)
+            cc.field_order = info.field_order
+            cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            if encoder == "libx264":
+                bottom_first = info.field_order in (3, 5)  # BB, BT
+                options["x264-params"] = "bff=1" if bottom_first else "tff=1"
         if opts.gop:
             cc.gop_size = opts.gop
         v.options = options
         if first.rotation:
             v.set_display_rotation(first.rotation)
+        if info.sample_aspect_ratio:  # into the encoder's headers (H.264/HEVC VUI) and MP4/MOV/AVI
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+            if info.sample_aspect_ratio != 1 and plan.codec in _NO_SAR_IN_BITSTREAM:
+                # Matroska/WebM take it from the AVStream, which PyAV cannot set, and these
+                # codecs have no place for it in their own headers
+                self.warn(
+                    f"the pixel aspect ratio {info.sample_aspect_ratio} cannot be kept in {plan.codec} "
+                    "output: it will play with square pixels"
+                )
         self.video = v
+        if not self.live:
+            # title, language, timecode (MOV/MP4 write a tmcd track for it), ...
+            self.container.metadata.update(info.metadata)
+            v.metadata.update(info.video_metadata)
         for s in info.other_streams:
             how = self._plan.get(s.index, "drop")
             if how == "copy":
                 self.copied[s.index] = self.container.add_stream_from_template(s)
             elif how == "reencode":
-                a = self.container.add_stream(self._audio_codec, rate=s.codec_context.sample_rate)
-                a.layout = s.codec_context.layout
-                self.reencoded[s.index] = a
+                self._add_audio(s)
+            out_stream = self.copied.get(s.index) or self.reencoded.get(s.index)
+            if out_stream is not None:
+                out_stream.metadata.update(user_tags(s.metadata))  # language: eng stays eng
+                out_stream.disposition = s.disposition
         try:
             self.container.start_encoding()
         except av.FFmpegError as e:
@@ -259,36 +399,77 @@ class VideoSink:
             self._mux_other(item)
         self._pending.clear()
 
+    def _add_audio(self, s: av.AudioStream) -> None:
+        """An output stream re-encoding input stream s, with a resampler to a rate and sample
+        format the encoder takes (Opus: 48 kHz and the like, never 44.1 kHz)."""
+        a = self.container.add_stream(self._audio_codec)
+        codec = a.codec_context.codec
+        rate = s.codec_context.sample_rate
+        rates = codec.audio_rates
+        if rates and rate not in rates:
+            rate = 48000 if 48000 in rates else max(rates)
+        a.codec_context.sample_rate = rate
+        a.codec_context.layout = s.codec_context.layout
+        fmt = codec.audio_formats[0].name if codec.audio_formats else s.codec_context.format.name
+        a.codec_context.format = fmt
+        a.time_base = Fraction(1, rate)
+        self.reencoded[s.index] = a
+        self.resamplers[s.index] = av.AudioResampler(format=fmt, layout=s.codec_context.layout, rate=rate)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A full disk (ENOSPC), a file size limit (EFBIG), a disk gone read-only (EROFS)...
+        while writing: one OutputError naming the file; leaving the sink deletes the partial file."""
+        try:
+            yield
+        except OSError as e:  # PyAV's errors for these errno values are OSErrors too
+            raise OutputError(f"cannot write {self.out}: {e.strerror or e}") from None
+
     def write(self, item: object) -> None:
         """A colorized GrayFrame, an av.Packet to copy, or DecodedAudio to re-encode."""
-        if isinstance(item, GrayFrame):
-            if self.container is None:
-                self._open(item)
-            self._encode_video(item)
-        elif self.container is None:
-            self._pending.append(item)
-        else:
-            self._mux_other(item)
+        with self._writing():
+            if isinstance(item, GrayFrame):
+                if self.container is None:
+                    self._open(item)
+                self._encode_video(item)
+            elif self.container is None:
+                self._pending.append(item)
+            else:
+                self._mux_other(item)
 
     def _encode_video(self, f: GrayFrame) -> None:
         frame = av.VideoFrame(self.info.width, self.info.height, "yuv420p")
         for plane, data in zip(frame.planes, (f.y8, *f.chroma)):
             buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
             buf[:, : plane.width] = data
-        frame.pts = f.pts
-        frame.time_base = self.info.time_base
+        frame.pts = self._output_pts(f.pts)
+        frame.time_base = self.video.codec_context.time_base
         frame.color_range = self.video.codec_context.color_range
         frame.colorspace = self.info.colorspace
         for packet in self.video.encode(frame):
             self.container.mux(packet)
         self.frames += 1
 
+    def _output_pts(self, pts: int) -> int:
+        """pts (input time base) in the output stream's: the same number unless the container
+        has a constant rate (AVI, GIF), where it is rounded to the frame ticks, each frame
+        at least one tick after the one before."""
+        if self.plan.time_base is None:
+            return pts
+        t = round(pts * self.info.time_base / self.plan.time_base)
+        if self._last_pts is not None and t <= self._last_pts:
+            t = self._last_pts + 1
+        self._last_pts = t
+        return t
+
     def _mux_other(self, item: object) -> None:
         if isinstance(item, DecodedAudio):
             stream = self.reencoded[item.stream_index]
-            item.frame.pts = None  # the encoder counts samples itself
-            for p in stream.encode(item.frame):
-                self.container.mux(p)
+            # the decoded times (moved by the input's start) go through the resampler, which
+            # keeps them, into the encoder: audio that starts after the video still does
+            for frame in self.resamplers[item.stream_index].resample(item.frame):
+                for p in stream.encode(frame):
+                    self.container.mux(p)
             return
         out_stream = self.copied.get(item.stream.index)
         if out_stream is None:
@@ -303,18 +484,22 @@ class VideoSink:
             self.abort()
             return
         try:
-            for packet in self.video.encode():
-                self.container.mux(packet)
-            for a in self.reencoded.values():
-                for p in a.encode():
-                    self.container.mux(p)
-            self.container.close()
+            with self._writing():
+                for packet in self.video.encode():
+                    self.container.mux(packet)
+                for index, a in self.reencoded.items():
+                    for frame in self.resamplers[index].resample(None):
+                        for p in a.encode(frame):
+                            self.container.mux(p)
+                    for p in a.encode():
+                        self.container.mux(p)
+                self.container.close()
+                self.container = None
+                if self.tmp is not None:
+                    os.replace(self.tmp, self.out)
         except BaseException:
             self.abort()
             raise
-        self.container = None
-        if self.tmp is not None:
-            os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
         if self.container is not None:

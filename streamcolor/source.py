@@ -33,8 +33,9 @@ class StreamInfo:
     time_base: Fraction
     average_rate: Fraction | None
     frames_estimate: int  # 0 when unknown
-    frames_estimate_reliable: bool  # from the video stream itself, not the container's duration
+    frames_estimate_reliable: bool  # from the video stream's stated length, not the container's
     duration_s: float | None
+    stated_duration_s: float | None  # the video stream's length as its header, index or tags state it
     pix_fmt: str
     bit_depth: int
     color_range: int  # FFmpeg AVColorRange: 0 unspecified, 1 limited (MPEG), 2 full (JPEG)
@@ -43,6 +44,15 @@ class StreamInfo:
     color_trc: int
     codec: str
     other_streams: tuple = field(default=())  # input av streams (audio, subtitle) to carry over
+    sample_aspect_ratio: Fraction | None = None  # pixel shape (32/27: 16:9 DVD); None: square or unknown
+    metadata: dict = field(default_factory=dict)  # the container's tags (title, date...), technical ones left out
+    video_metadata: dict = field(default_factory=dict)  # the video stream's (language, title, timecode)
+    start_s: float = 0.0  # the video stream's first time, seconds on the input's clock
+    field_order: int = 0  # FFmpeg AVFieldOrder: 0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order >= 2
 
     @property
     def full_range(self) -> bool:
@@ -64,12 +74,136 @@ class GrayFrame:
     rotation: int
     index: int
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # filled in by the colorizer
+    interlaced: bool = False  # two fields woven: chroma is computed per field
 
 
 @dataclass
 class DecodedAudio:
     stream_index: int
     frame: av.AudioFrame
+
+
+class FrameTimes:
+    """Decoded frames' times made valid: strictly increasing, none missing, starting where
+    the container's start is moved to zero.
+
+    Which of pts and dts to trust is FFmpeg's own rule (libavcodec/decode.c,
+    guess_correct_pts, what ffmpeg calls best_effort_timestamp): the one that has gone
+    backwards fewer times so far. MPEG-4 with packed B-frames in AVI carries dts only, so
+    its frames' pts come out of order while their dts are right. A time still missing or not
+    after the previous frame's becomes the previous one plus one frame (`step` ticks), so
+    repeats, jumps back and gaps never reach the muxer and no frame is dropped."""
+
+    def __init__(self, step: int, start: int = 0):
+        self.step = max(1, step)
+        self.start = start
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.last: int | None = None
+        self.first: int | None = None
+        self.gap = 0  # ticks between the last two frames
+        self.repaired = 0
+
+    @property
+    def span(self) -> int:
+        """Ticks from the first frame to the end of the last, which is taken to last as long
+        as the one before it (0 before any frame)."""
+        if self.first is None:
+            return 0
+        return self.last - self.first + (self.gap or self.step)
+
+    def __call__(self, pts: int | None, dts: int | None) -> int:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        t = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+        t = None if t is None else t - self.start
+        if t is None or (self.last is not None and t <= self.last):
+            t = 0 if self.last is None else self.last + self.step
+            self.repaired += 1
+        if self.first is None:
+            self.first = t
+        else:
+            self.gap = t - self.last
+        self.last = t
+        return t
+
+
+# Tags a muxer writes about itself or the encoding, not the user's: never copied (the
+# output's muxer and encoder write their own; copying Matroska's statistics would lie).
+_TECHNICAL_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id"}
+_TECHNICAL_PREFIXES = ("_statistics", "number_of_", "bps", "duration")
+
+
+def user_tags(tags: dict) -> dict:
+    """The tags worth carrying to the output: title, language, artist, date, timecode..."""
+    return {
+        k: v
+        for k, v in tags.items()
+        if k.lower() not in _TECHNICAL_TAGS and not k.lower().startswith(_TECHNICAL_PREFIXES)
+    }
+
+
+def stream_start(stream: av.stream.Stream) -> float:
+    """A stream's first time in seconds on its container's clock (0 when not stated)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+
+
+def stated_duration(stream: av.VideoStream) -> float | None:
+    """Seconds the container says this stream lasts: its header or index (MP4, MOV, AVI;
+    MPEG-TS/PS from the last timestamps), else Matroska's per-track DURATION tag. AVI's
+    header counts the stream's length in ticks of its time base (dwLength), which survives
+    a cut that takes the index with it."""
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if stream.container.format.name == "avi" and stream.frames and stream.time_base:
+        seconds = max(seconds or 0.0, float(stream.frames * stream.time_base))
+    if seconds:
+        return seconds
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
+def _ticks(seconds: Fraction, time_base: Fraction) -> int:
+    return int(round(seconds / time_base))
+
+
+def no_protocol_line(scheme: str) -> str:
+    """The one line for a URL whose protocol this FFmpeg lacks (srt:// in PyAV's wheels)."""
+    extra = "; PyAV's wheels come without libsrt" if scheme.lower() == "srt" else ""
+    return (
+        f"this FFmpeg (PyAV's) has no {scheme}:// protocol{extra}: use udp:// or rtmp://, "
+        "or a PyAV built against an FFmpeg with it"
+    )
+
+
+# Protocols every FFmpeg build PyAV ships has; others (srt://, rist://, ...) are checked.
+_BUILTIN_PROTOCOLS = {"file", "udp", "tcp", "rtp", "rtsp", "rtmp", "http", "https", "pipe"}
+
+
+def has_protocol(url: str) -> bool:
+    """Whether this FFmpeg knows url's protocol. FFmpeg has no public list in PyAV, so an
+    empty URL of that scheme is opened: a missing protocol says so at once, a present one
+    fails on the empty address (nothing is connected to)."""
+    scheme = url.split("://", 1)[0].lower()
+    if "://" not in url or scheme in _BUILTIN_PROTOCOLS:
+        return True
+    try:
+        av.open(f"{scheme}://", timeout=(1.0, 1.0)).close()
+    except av.error.ProtocolNotFoundError:
+        return False
+    except (av.FFmpegError, OSError, ValueError):
+        return True
+    return True
 
 
 def _bit_depth(fmt: av.VideoFormat) -> int:
@@ -108,6 +242,55 @@ def open_nvdec(stream: av.VideoStream) -> av.CodecContext | None:
     return ctx
 
 
+# Video streams that are pictures, not the programme: cover art (an MP4's "covr", an MP3's
+# APIC), thumbnails; FFmpeg's own stream choice passes over them too.
+_NOT_PROGRAMME = ("attached_pic", "timed_thumbnails", "still_image")
+
+
+def _flags(stream: av.stream.Stream) -> set[str]:
+    d = stream.disposition
+    return {name for name, flag in av.stream.Disposition.__members__.items() if d & flag}
+
+
+def _maybe_picture(s: av.VideoStream) -> bool:
+    """One frame (or an unknown count) of a still-picture codec: cover art whose flag was
+    lost on the way in (Matroska and NUT keep no attached_pic flag), or MJPEG video whose
+    container gives no frame count; such a stream is taken only when there is no other."""
+    return s.codec_context.name in _PICTURE_CODECS and s.frames <= 1
+
+
+_PICTURE_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000"}
+
+
+def choose_video_stream(container: av.container.InputContainer, index: int | None, path: str) -> av.VideoStream:
+    """The video stream to colorize: `index` when given, else the way FFmpeg chooses
+    (av_find_best_stream and the ffmpeg command): cover art and thumbnails passed over, a
+    lone still picture after any moving stream, then a default disposition first, then the
+    largest picture, then the first. A one-line
+    InputError when nothing usable is there."""
+    streams = list(container.streams)
+    if index is not None:
+        if not 0 <= index < len(streams):
+            raise InputError(f"{path} has no stream #{index} (it has {len(streams)})")
+        if streams[index].type != "video":
+            videos = ", ".join(str(s.index) for s in container.streams.video) or "none"
+            raise InputError(f"stream #{index} of {path} is {streams[index].type}, not video (video streams: {videos})")
+        return streams[index]
+    videos = [s for s in container.streams.video if s.codec_context.width and s.codec_context.height]
+    if not videos:
+        raise InputError(f"{path} has no video stream")
+    programme = [s for s in videos if not _flags(s) & set(_NOT_PROGRAMME)]
+    if not programme:
+        names = ", ".join(f"#{s.index}" for s in videos)
+        raise InputError(f"{path} has no video, only a picture (cover art): {names}; give --stream N to colorize it")
+
+    def score(s: av.VideoStream) -> tuple[bool, bool, int, int]:
+        area = s.codec_context.width * s.codec_context.height
+        return not _maybe_picture(s), "default" in _flags(s), area, -s.index
+
+    return max(programme, key=score)
+
+
 class VideoSource:
     """Opens a file or URL with PyAV. A context manager; iterate with items()."""
 
@@ -120,13 +303,15 @@ class VideoSource:
         timeout: tuple[float, float] | None = None,
         carry_streams: bool = True,
         hw_decode: bool = False,
+        stream: int | None = None,
     ):
         """threads: frame-threaded decoding (throughput for files; it delays each frame, so
         live sources turn it off). fmt/options: FFmpeg input format and its options (a
         camera: fmt 'v4l2'). timeout: (open, read) seconds for network inputs.
         carry_streams: also read the audio and subtitle streams (live mode does not).
         hw_decode: decode on the GPU with NVDEC (h264_cuvid, hevc_cuvid...) when FFmpeg
-        has that decoder and an NVIDIA driver is present; CPU decoding otherwise."""
+        has that decoder and an NVIDIA driver is present; CPU decoding otherwise.
+        stream: the index of the video stream to colorize; None: choose_video_stream()."""
         self.path = str(path)
         device = fmt is not None  # a camera path is not checked like a file
         if not device and "://" not in self.path and not Path(self.path).exists():
@@ -137,12 +322,15 @@ class VideoSource:
             self.container = av.open(
                 self.path, format=fmt, options=options or {}, timeout=timeout, metadata_errors="ignore"
             )
+        except av.error.ProtocolNotFoundError:
+            raise InputError(no_protocol_line(self.path.split("://", 1)[0])) from None
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
-        if not self.container.streams.video:
+        try:
+            self.stream = choose_video_stream(self.container, stream, self.path)
+        except InputError:
             self.container.close()
-            raise InputError(f"{self.path} has no video stream")
-        self.stream = self.container.streams.video[0]
+            raise
         cc = self.stream.codec_context
         if threads:
             cc.thread_type = "AUTO"  # frame threading: throughput for files (adds latency)
@@ -150,15 +338,14 @@ class VideoSource:
         if fmt is None or not cc.width or not cc.height:
             self.container.close()
             raise InputError(f"{self.path}: the video stream has no size or pixel format (broken header?)")
-        duration = None
-        reliable = bool(self.stream.frames)
-        if self.stream.duration and self.stream.time_base:
-            duration = float(self.stream.duration * self.stream.time_base)
-            reliable = True
-        elif self.container.duration:  # the longest stream's: subtitles or audio may run longer
-            duration = self.container.duration / 1e6
-        rate = self.stream.average_rate or self.stream.guessed_rate
-        frames = self.stream.frames or (int(round(duration * rate)) if duration and rate else 0)
+        stated = stated_duration(self.stream)
+        # the container's is the longest stream's (audio or subtitles may run longer): a
+        # progress estimate only, never a reason to say the video ended early
+        duration = stated or (self.container.duration / 1e6 if self.container.duration else None)
+        # FFmpeg's own guess (what the ffmpeg command writes): the average rate of a stream
+        # coded with a fine clock (x264 in 1/250 s ticks in MPEG-TS) can read 250 fps
+        rate = self.stream.guessed_rate or self.stream.average_rate
+        frames = int(round(duration * rate)) if duration and rate else self.stream.frames
         carried = tuple(s for s in self.container.streams if carry_streams and s.type in ("audio", "subtitle"))
         self.info = StreamInfo(
             width=cc.width,
@@ -166,8 +353,9 @@ class VideoSource:
             time_base=self.stream.time_base,
             average_rate=rate,
             frames_estimate=frames,
-            frames_estimate_reliable=reliable,
+            frames_estimate_reliable=stated is not None,
             duration_s=duration,
+            stated_duration_s=stated,
             pix_fmt=fmt.name,
             bit_depth=_bit_depth(fmt),
             color_range=int(cc.color_range or 0),
@@ -176,8 +364,19 @@ class VideoSource:
             color_trc=int(cc.color_trc or 2),
             codec=cc.name,
             other_streams=carried,
+            sample_aspect_ratio=self.stream.sample_aspect_ratio or cc.sample_aspect_ratio or None,
+            metadata=user_tags(self.container.metadata),
+            video_metadata=user_tags(self.stream.metadata),
+            field_order=int(cc.field_order or 0),
+            start_s=stream_start(self.stream),
         )
         self.decode_errors = 0
+        # Every stream is moved by the same start (the container's, the earliest of all its
+        # streams), so outputs start at zero and the A/V offset is kept: an MPEG-TS clock
+        # that starts at 3600 s does not become an hour of nothing.
+        self.start = Fraction(self.container.start_time or 0, 1_000_000)
+        step = _ticks(1 / rate, self.stream.time_base) if rate else 1
+        self.times = FrameTimes(step, _ticks(self.start, self.stream.time_base))
         self.decoder = open_nvdec(self.stream) if hw_decode else None
         self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
 
@@ -213,13 +412,15 @@ class VideoSource:
                 if packet.stream.index in reencode_audio:
                     try:
                         for af in packet.decode():
+                            if af.pts is not None and af.time_base:  # moved like every stream
+                                af.pts -= _ticks(self.start, af.time_base)
                             yield DecodedAudio(packet.stream.index, af)
                     except av.FFmpegError:
                         self.decode_errors += 1
                 elif packet.dts is not None or packet.size:
                     # Packets without dts are legal (remux.py in PyAV explains why the flush
                     # packet is the one to skip: it has no data).
-                    yield packet
+                    yield self._moved(packet)
                 continue
             try:
                 frames = self.decoder.decode(packet) if self.decoder is not None else packet.decode()
@@ -230,10 +431,26 @@ class VideoSource:
                 yield self.gray(frame, index)
                 index += 1
 
+    def _moved(self, packet: av.Packet) -> av.Packet:
+        """packet with its times moved by the common start (see __init__)."""
+        shift = _ticks(self.start, packet.time_base) if packet.time_base else 0
+        if shift:
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+        return packet
+
     def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
+        pts = self.times(frame.pts, frame.dts)
         if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):  # nv12 (NVDEC): plane 0 is Y too
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.
             rng = 2 if self.info.full_range else 1
             frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
-        return GrayFrame(y8=_y_plane(frame), pts=frame.pts, rotation=int(frame.rotation or 0), index=index)
+        # a frame flagged interlaced, or any frame of a stream declared so (some decoders
+        # flag only the frames, some containers only the stream)
+        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
+        return GrayFrame(
+            y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index, interlaced=interlaced
+        )

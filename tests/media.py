@@ -35,10 +35,20 @@ def make_video(
     rotation: int = 0,
     colorspace: int | None = None,
     color_range: int | None = None,
+    start: float = 0.0,
+    options: dict[str, str] | None = None,
+    fmt: str | None = None,
+    container_options: dict[str, str] | None = None,
+    sar: Fraction | None = None,
+    audio_delay: float = 0.0,
+    audio_rate: int = 48000,
 ) -> Path:
-    """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate."""
-    with av.open(str(path), "w") as c:
-        v = c.add_stream(codec, rate=rate)
+    """Write a small video; with vfr the frame gaps alternate 1, 2, 3 ticks of 1/rate.
+    start: seconds on the clock of the first frame and audio sample (every stream).
+    options: the video encoder's (e.g. {"bf": "2"} for B-frames). fmt: the muxer, when
+    the file name does not say it."""
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
+        v = c.add_stream(codec, rate=rate, options=options or {})
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
         tb = Fraction(1, rate * 10)  # the muxer may change v.time_base once it starts
         v.time_base = tb
@@ -49,11 +59,14 @@ def make_video(
             v.codec_context.color_range = color_range
         if rotation:
             v.set_display_rotation(rotation)
+        if sar:
+            v.codec_context.sample_aspect_ratio = sar
         a = None
         if audio:
-            a = c.add_stream("aac", rate=48000)
+            a = c.add_stream("aac", rate=audio_rate)
             a.layout = "stereo"
-        pts = 0
+        pts = round(start * rate * 10)
+        first = pts
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(scene(height, width, i), format="rgb24")
             if colorspace is not None:
@@ -68,16 +81,16 @@ def make_video(
         for p in v.encode():
             c.mux(p)
         if a is not None:
-            seconds = pts / (rate * 10)
-            n = int(48000 * seconds)
-            t = np.arange(n) / 48000.0
+            seconds = (pts - first) / (rate * 10)
+            n = int(audio_rate * seconds)
+            t = np.arange(n) / float(audio_rate)
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             samples = np.stack([tone, tone])
-            for start in range(0, n, 1024):
-                chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+            for start_sample in range(0, n, 1024):
+                chunk = np.ascontiguousarray(samples[:, start_sample : start_sample + 1024])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                af.sample_rate = 48000
-                af.pts = start
+                af.sample_rate = audio_rate
+                af.pts = start_sample + round((start + audio_delay) * audio_rate)
                 for p in a.encode(af):
                     c.mux(p)
             for p in a.encode():
@@ -164,3 +177,42 @@ def read_video(path: Path) -> dict:
         out["audio_codec"] = audio[0].codec_context.name if audio else None
         out["audio_packets"] = [bytes(p) for p in c.demux(*audio) if p.size] if audio else []
     return out
+
+
+def make_streams(path: Path, videos: list[dict], audio: bool = False) -> Path:
+    """Several video streams in one file, in the order given. Each dict: width, height,
+    frames, and optionally codec ('libx264'; 'mjpeg' for a picture) and disposition (a
+    name of av.stream.Disposition: 'attached_pic', 'default'...)."""
+    with av.open(str(path), "w") as c:
+        streams = []
+        for spec in videos:
+            codec = spec.get("codec", "libx264")
+            s = c.add_stream(codec, rate=spec.get("rate", 25))
+            s.width, s.height = spec["width"], spec["height"]
+            s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            if "disposition" in spec:
+                s.disposition = av.stream.Disposition[spec["disposition"]]
+            streams.append(s)
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=48000)
+            a.layout = "mono"
+        for s, spec in zip(streams, videos):
+            for i in range(spec["frames"]):
+                f = av.VideoFrame.from_ndarray(scene(spec["height"], spec["width"], i), format="rgb24")
+                f = f.reformat(format=s.pix_fmt)
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        if a is not None:
+            for start in range(0, 48000, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate = 48000
+                af.pts = start
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path

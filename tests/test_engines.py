@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from streamcolor import color
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
-from streamcolor.backends import OnnxEngine, create_engine, pick_auto
 from streamcolor.cli import app
 from streamcolor.colorizer import Colorizer
 from streamcolor.engines.cache import EngineSpec, check_engine, list_engines, read_spec, write_engine
+from streamcolor.engines.onnx_engine import OnnxEngine
+from streamcolor.engines.registry import create_engine, pick_auto
 from streamcolor.errors import ConfigError, NotAvailableError
 from streamcolor.model import DEFAULT_MODEL, load_card
 from streamcolor.source import VideoSource, nvdec_name, nvidia_driver_present

@@ -3,8 +3,9 @@
     python -m training.evaluate --data ../shared/data/eval --model streamcolor/models/student.onnx \
         --sheet runs/eval_sheet.png --json runs/eval.json
 
-Prints PSNR (sRGB, dB), SSIM (mean over R, G, B), CIEDE2000 (mean per pixel) and
-colourfulness (Hasler & Suesstrunk 2003) with its ratio to the ground truth, each beside
+Prints PSNR (sRGB, dB), SSIM (mean over R, G, B), CIEDE2000 (mean per pixel),
+colourfulness (Hasler & Suesstrunk 2003) with its ratio to the ground truth, and the
+whole-image cast (error of the photo's mean a* and mean b*, CIE units), each beside
 the gray baseline (the same L*, a*b* = 0). Uses only the runtime's colorizer on ONNX
 Runtime (no PyTorch, no PyAV), so the numbers are those of the default code path users run,
 on any machine.
@@ -20,8 +21,8 @@ import cv2
 import numpy as np
 
 from streamcolor import color
-from streamcolor.backends import create_engine
 from streamcolor.colorizer import Colorizer
+from streamcolor.engines.registry import create_engine
 from streamcolor.model import DEFAULT_MODEL, load_card
 from training.data import list_images
 
@@ -93,14 +94,20 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
 
 
 def measure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """uint8 sRGB (H, W, 3) pair -> metrics."""
+    """uint8 sRGB (H, W, 3) pair -> metrics. cast_a / cast_b: |mean a* - true mean a*| and the
+    same for b* over the photo (CIE units), a whole-image colour cast; cast: their Euclidean norm."""
     lab_p = color.rgb_to_lab(pred.astype(np.float32) / 255.0)
     lab_t = color.rgb_to_lab(truth.astype(np.float32) / 255.0)
+    mean_p, mean_t = lab_p[..., 1:].reshape(-1, 2).mean(0), lab_t[..., 1:].reshape(-1, 2).mean(0)
+    cast = np.abs(mean_p.astype(np.float64) - mean_t)
     return {
         "psnr": psnr(pred, truth),
         "ssim": ssim(pred, truth),
         "ciede2000": float(ciede2000(lab_p, lab_t).mean()),
         "colourfulness": color.colourfulness(pred.astype(np.float32) / 255.0),
+        "cast_a": float(cast[0]),
+        "cast_b": float(cast[1]),
+        "cast": float(np.hypot(cast[0], cast[1])),
     }
 
 
@@ -158,6 +165,7 @@ def format_table(s: dict) -> str:
         ("ciede2000", "CIEDE2000 (lower)"),
         ("colourfulness", "colourfulness"),
         ("colourfulness_ratio", "colourfulness / truth"),
+        ("cast", "cast |mean a*b*| err"),
     ]:
         lines.append(f"{label:<22}{s['gray'][key]:>15.3f}{s['ours'][key]:>10.3f}")
     lines.append(f"{'truth colourfulness':<22}{s['truth_colourfulness']:>15.3f}")

@@ -100,3 +100,30 @@ class VGGPerceptual(nn.Module):
 
     def forward(self, rgb: torch.Tensor, target_rgb: torch.Tensor) -> torch.Tensor:
         return sum(F.l1_loss(a, b) for a, b in zip(self._feats(rgb), self._feats(target_rgb)))
+
+
+class MobileNetPerceptual(nn.Module):
+    """L1 between the ImageNet MobileNetV2's features (block outputs at strides 2, 4 and 8) of two
+    sRGB images in [0, 1]. No VGG weights can be reached on our machines: this pretrained
+    classifier stands for the "networks like VGG" of the seed's perceptual loss (Johnson et al.
+    2016 use VGG16's relu1_2..relu3_3, the same depths: strides 1 to 4 of VGG, 2 to 8 here).
+
+    weights: the MobileNetV2 TFLite file (training/mobilenet.py reads it)."""
+
+    def __init__(self, weights: str | Path, log: Callable[[str], None] = print):
+        super().__init__()
+        from training.mobilenet import MobileNetV2, load_tflite_weights
+
+        path = Path(weights)
+        if not path.is_file():
+            raise SystemExit(f"MobileNetV2 weights not found: {path} (or set loss.perceptual = 0)")
+        self.net = MobileNetV2(8, head=False)
+        self.provenance = load_tflite_weights(self.net, path)
+        self.net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        log(f"perceptual loss: ImageNet MobileNetV2 features from {path}")
+
+    def forward(self, rgb: torch.Tensor, target_rgb: torch.Tensor) -> torch.Tensor:
+        a, b = self.net.forward_stages(rgb * 2 - 1), self.net.forward_stages(target_rgb * 2 - 1)
+        return sum(F.l1_loss(a[s], b[s]) for s in (2, 4, 8))

@@ -26,7 +26,56 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
     )
 
 
-class StudentUNet(nn.Module):
+class ABClassifier(nn.Module):
+    """A network whose `logits(x)` are (N, Q, h, w) over the a*b* bins in `self.bins` and whose
+    output is their annealed mean; the head convolution is `self.head`."""
+
+    # The softmax below is computed as exp(z) with z = (logits - channel mean) / T - SHIFT,
+    # clipped at CLIP. The largest z is then >= -SHIFT (its exp stays a normal float32 even
+    # after the 1/128: no 0/0) and nothing is clipped while a class leads the mean by less
+    # than (SHIFT + CLIP) * T (the exported graph is within 0.01 a*b* of the max-shifted
+    # softmax on every ../shared/data eval and archival photo; SHIFT 55 was not: 2.4). The
+    # 1/128 in the last convolution keeps 222 * e^80 * 110 finite. Classes far below the top
+    # give denormal floats, which x86 CPUs process very slowly: the runtime flushes them to
+    # zero (streamcolor/engines/onnx_engine.py), a change below e^-12 of the top class's weight.
+    SHIFT, CLIP, SUM_SCALE = 75.0, 80.0, 1.0 / 128.0
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fold_head(self) -> None:
+        """For export: fold the softmax's per-pixel shift (the channel mean, a linear map),
+        1/T and SHIFT into the head convolution, exactly. ONNX Runtime's channel ReduceMax
+        (the usual shift), Sub and Div cost 1.1 of 5.4 ms (profiled on 2 cores); folded,
+        they cost nothing (student 6.1 -> 3.9 ms per frame)."""
+        with torch.no_grad():
+            w, b = self.head.weight, self.head.bias
+            w.sub_(w.mean(dim=0, keepdim=True)).div_(self.temperature)
+            b.sub_(b.mean()).div_(self.temperature).sub_(self.SHIFT)
+        self.head_folded = True
+
+    def annealed_mean(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """(N, Q, h, w) logits -> (N, 2, h, w) a*b*: E[ab] under softmax(logits / T)."""
+        if self.head_folded:
+            if temperature is not None:
+                raise ValueError("the head is folded for a fixed temperature; annealed_mean cannot change it")
+            z = logits
+        else:
+            t = self.temperature if temperature is None else temperature
+            z = (logits - logits.mean(dim=1, keepdim=True)) / t - self.SHIFT
+        # Softmax written out: ONNX Runtime's Softmax over the channel axis of NCHW
+        # transposes the tensor and cost 12 of 16 ms per frame (profiled, 2 threads).
+        # One 1x1 convolution gives both sum(p * ab) and sum(p) (both scaled alike).
+        e = torch.exp(z.clamp(max=self.CLIP))
+        weights = torch.cat([self.bins.t(), torch.ones_like(self.bins[:, :1]).t()], dim=0) * self.SUM_SCALE
+        s = F.conv2d(e, weights[:, :, None, None])
+        return s[:, :2] / s[:, 2:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.annealed_mean(self.logits(x))
+
+
+class StudentUNet(ABClassifier):
     def __init__(
         self, bins: torch.Tensor, width: int = 16, temperature: float = 0.38, depth: int = 4, dropout: float = 0.0
     ):
@@ -80,50 +129,126 @@ class StudentUNet(nn.Module):
         """Nearest 2x upsampling; inputs are multiples of 16 (32 for depth 5) so sizes match."""
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
-    # The softmax below is computed as exp(z) with z = (logits - channel mean) / T - SHIFT,
-    # clipped at CLIP. The largest z is then >= -SHIFT (its exp stays a normal float32 even
-    # after the 1/128: no 0/0) and nothing is clipped while a class leads the mean by less
-    # than (SHIFT + CLIP) * T (the exported graph is within 0.01 a*b* of the max-shifted
-    # softmax on every ../shared/data eval and archival photo; SHIFT 55 was not: 2.4). The
-    # 1/128 in the last convolution keeps 222 * e^80 * 110 finite. Classes far below the top
-    # give denormal floats, which x86 CPUs process very slowly: the runtime flushes them to
-    # zero (backends.py), a change below e^-12 of the top class's weight.
-    SHIFT, CLIP, SUM_SCALE = 75.0, 80.0, 1.0 / 128.0
-
-    def fold_head(self) -> None:
-        """For export: fold the softmax's per-pixel shift (the channel mean, a linear map),
-        1/T and SHIFT into the head convolution, exactly. ONNX Runtime's channel ReduceMax
-        (the usual shift), Sub and Div cost 1.1 of 5.4 ms (profiled on 2 cores); folded,
-        they cost nothing (student 6.1 -> 3.9 ms per frame)."""
-        with torch.no_grad():
-            w, b = self.head.weight, self.head.bias
-            w.sub_(w.mean(dim=0, keepdim=True)).div_(self.temperature)
-            b.sub_(b.mean()).div_(self.temperature).sub_(self.SHIFT)
-        self.head_folded = True
-
-    def annealed_mean(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """(N, Q, h, w) logits -> (N, 2, h, w) a*b*: E[ab] under softmax(logits / T)."""
-        if self.head_folded:
-            if temperature is not None:
-                raise ValueError("the head is folded for a fixed temperature; annealed_mean cannot change it")
-            z = logits
-        else:
-            t = self.temperature if temperature is None else temperature
-            z = (logits - logits.mean(dim=1, keepdim=True)) / t - self.SHIFT
-        # Softmax written out: ONNX Runtime's Softmax over the channel axis of NCHW
-        # transposes the tensor and cost 12 of 16 ms per frame (profiled, 2 threads).
-        # One 1x1 convolution gives both sum(p * ab) and sum(p) (both scaled alike).
-        e = torch.exp(z.clamp(max=self.CLIP))
-        weights = torch.cat([self.bins.t(), torch.ones_like(self.bins[:, :1]).t()], dim=0) * self.SUM_SCALE
-        s = F.conv2d(e, weights[:, :, None, None])
-        return s[:, :2] / s[:, 2:]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.annealed_mean(self.logits(x))
-
 
 def ab_bins(grid: float = 10.0, limit: float = 110.0) -> torch.Tensor:
     """(Q, 2) centres of the full a*b* grid; training keeps those the data uses."""
     c = torch.arange(-limit, limit + 1e-6, grid)
     a, b = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([a.flatten(), b.flatten()], dim=1)
+
+
+class MobileStudent(ABClassifier):
+    """The real-time student on the ImageNet-pretrained MobileNetV2 (training/mobilenet.py).
+
+    Input  x: (N, 1, H, W) float32, (L* - 50) / 50, H and W multiples of 32.
+    Output ab: (N, 2, H/4, W/4) float32 CIE a*b*, the annealed mean over the a*b* bins.
+
+    The gray lightness is turned into the gray sRGB the classifier was trained on (inside the
+    graph, a few elementwise operations) and fed to a 1-channel copy of its first convolution
+    (the sum of its R, G, B weights: the same features as a gray RGB picture). Encoder: the
+    MobileNetV2 blocks up to stride `stages` (16 or 32). With stages 32 the classifier's global
+    features (1280 pooled features and 1001 class logits, both pretrained) are mapped by one
+    linear layer and added over the coarsest grid: the fusion layer of Iizuka et al. 2016 /
+    Baldassarre et al. 2017, which lets the whole frame agree on what it shows. Decoder: a
+    U-Net with lateral 1x1 convolutions from the stride 16, 8 and 4 features, 3x3
+    conv-BN-ReLU at each scale, nearest upsampling, and the a*b* classification head at
+    stride 4 (Zhang et al. 2016).
+
+    hints: also take (N, 3, H, W) user hints (a*b* / 110 and a 0/1 mask, Zhang et al. 2017)
+    through a 3x3 stride-2 convolution added to the stem's output; it starts at zero so a
+    network without hints is unchanged.
+    """
+
+    def __init__(
+        self,
+        bins: torch.Tensor,
+        temperature: float = 0.38,
+        stages: int = 32,
+        decoder: tuple[int, int, int] = (96, 64, 48),
+        weights: str | None = None,
+        hints: bool = False,
+    ):
+        from training.mobilenet import STAGE_CHANNELS, MobileNetV2, load_tflite_weights
+
+        super().__init__()
+        if stages not in (16, 32):
+            raise ValueError(f"stages must be 16 or 32, got {stages}")
+        self.register_buffer("bins", bins.float().clone())
+        self.temperature = float(temperature)
+        self.stages = stages
+        self.decoder_widths = tuple(decoder)
+        self.encoder = MobileNetV2(stages, head=stages == 32, in_channels=1)
+        self.provenance = load_tflite_weights(self.encoder, weights) if weights else None
+        d16, d8, d4 = decoder
+        c = STAGE_CHANNELS
+        if stages == 32:
+            self.lat32 = nn.Conv2d(c[32], d16, 1)
+            self.fuse = nn.Linear(1280 + 1001, d16)
+            self.d16 = _conv(d16, d16)
+            self.lat16 = nn.Conv2d(c[16], d16, 1)
+        else:
+            self.lat16 = nn.Conv2d(c[16], d16, 1)
+            self.fuse = nn.Linear(c[16], d16)
+            self.d16 = _conv(d16, d16)
+        self.up8 = nn.Conv2d(d16, d8, 1)
+        self.lat8 = nn.Conv2d(c[8], d8, 1)
+        self.d8 = _conv(d8, d8)
+        self.up4 = nn.Conv2d(d8, d4, 1)
+        self.lat4 = nn.Conv2d(c[4], d4, 1)
+        self.d4 = nn.Sequential(_conv(d4, d4), _conv(d4, d4))
+        self.head = nn.Conv2d(d4, bins.shape[0], 1)
+        self.hint_conv = None
+        if hints:
+            self.hint_conv = nn.Conv2d(3, 32, 3, 2, padding=1)
+            nn.init.zeros_(self.hint_conv.weight)
+            nn.init.zeros_(self.hint_conv.bias)
+        self.head_folded = False
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def features(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        from training.mobilenet import l_to_gray_rgb
+
+        enc = self.encoder
+        h = enc.stem(l_to_gray_rgb(x))
+        if self.hint_conv is not None and hints is not None:
+            h = h + self.hint_conv(hints)
+        out = {}
+        ends = {0: 2, 2: 4, 5: 8, 12: 16, 16: 32}
+        for i, b in enumerate(enc.blocks):
+            h = b(h)
+            if i in ends:
+                out[ends[i]] = h
+        return out
+
+    def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, Q, H/4, W/4) class logits."""
+        e = self.features(x, hints)
+        if self.stages == 32:
+            pooled, classes = self.encoder.pooled(e[32])
+            g = self.fuse(torch.cat([pooled, classes], dim=1))[:, :, None, None]
+            d = F.relu(self.lat32(e[32]) + g)
+            d = self.d16(F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16]))
+        else:
+            g = self.fuse(e[16].mean(dim=(2, 3)))[:, :, None, None]
+            d = self.d16(F.relu(self.lat16(e[16]) + g))
+        d = self.d8(F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8]))
+        d = self.d4(F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4]))
+        return self.head(d)
+
+    def forward(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.annealed_mean(self.logits(x, hints))
+
+
+def student_from_checkpoint(c: dict, temperature: float = 0.38, weights: str | None = None) -> ABClassifier:
+    """Build the student a train_student checkpoint describes (its `arch`) and load its weights."""
+    if c.get("arch", "unet") == "mobile":
+        m = MobileStudent(
+            c["bins"], temperature, stages=c["stages"], decoder=tuple(c["decoder"]), hints=c.get("hints", False)
+        )
+        m.provenance = c.get("backbone")
+    else:
+        m = StudentUNet(c["bins"], width=c["width"], temperature=temperature, depth=c.get("depth", 4))
+    m.load_state_dict(c["state_dict"])
+    return m

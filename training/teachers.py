@@ -12,10 +12,17 @@ All generators take L and return a*b*, the same contract as the student:
   weights when asked for (the Shariatnia tutorial / DeOldify family).
 - patchgan: the 70x70 PatchGAN discriminator on (L, a*b*) pairs: C64-C128-C256-C512, a
   1-channel map of real/fake logits.
+- pix2pix_mobilenet: a U-Net generator whose encoder is the ImageNet-pretrained MobileNetV2
+  (training/mobilenet.py, read from ../shared/weights) and whose decoder climbs back through
+  its stride 16, 8, 4 and 2 features to full resolution, with dropout 0.5 on the two innermost
+  up-steps as in pix2pix. Trained like the seed's first reference (pretrain the generator
+  with L1, then add the 70x70 PatchGAN: loss.l1_pretrain).
 - fusion: Baldassarre et al. 2017 ("Deep Koalarization"): conv encoder on L (H/8), a
   global feature vector from Inception-ResNet-v2 (timm) on the gray image at 299x299,
   tiled over the encoder grid and fused by a 1x1 convolution, conv decoder back to H.
-  backbone "tiny" swaps Inception-ResNet-v2 for a small CNN (tests, CPU runs).
+  backbone "mobilenet_v2" takes the pretrained MobileNetV2 classifier's global features
+  instead (its 1280 pooled features and 1001 class logits, on the gray image at 224x224;
+  `pretrained` is then the TFLite file); "tiny" a small CNN (tests, CPU runs).
 """
 
 from __future__ import annotations
@@ -167,6 +174,54 @@ class ResNetUNet(nn.Module):
         return torch.tanh(self.head(y))
 
 
+class MobileUNet(nn.Module):
+    """U-Net generator on the pretrained MobileNetV2 encoder (see the module docstring).
+
+    weights: the MobileNetV2 TFLite file (../shared/weights/tf2_mobilenet_v2_1.0_224_ptq.tflite);
+    empty: random initialisation (tests; loading a trained checkpoint)."""
+
+    def __init__(self, weights: str = "", width: int = 64, log: Callable = print):
+        from training.mobilenet import STAGE_CHANNELS, MobileNetV2, load_tflite_weights
+
+        super().__init__()
+        self.encoder = MobileNetV2(32, head=False, in_channels=1)
+        self.provenance = load_tflite_weights(self.encoder, weights) if weights else None
+        log(
+            f"pix2pix_mobilenet encoder: ImageNet MobileNetV2 from {weights}"
+            if weights
+            else "pix2pix_mobilenet encoder: RANDOM initialisation (no weights file given)"
+        )
+        c, w = STAGE_CHANNELS, width
+        widths = {32: 4 * w, 16: 4 * w, 8: 2 * w, 4: 2 * w, 2: w}
+        self.ups = nn.ModuleDict()
+        cin = c[32]
+        for stride in (16, 8, 4, 2):
+            self.ups[str(stride)] = nn.Sequential(
+                nn.Conv2d(cin + c[stride], widths[stride], 3, padding=1, bias=False),
+                nn.BatchNorm2d(widths[stride]),
+                nn.ReLU(True),
+                nn.Dropout(0.5) if stride >= 8 else nn.Identity(),
+                nn.Conv2d(widths[stride], widths[stride], 3, padding=1, bias=False),
+                nn.BatchNorm2d(widths[stride]),
+                nn.ReLU(True),
+            )
+            cin = widths[stride]
+        self.full = nn.Sequential(nn.Conv2d(cin + 1, w // 2, 3, padding=1), nn.ReLU(True))
+        self.out = nn.Conv2d(w // 2, 2, 3, padding=1)
+        self.multiple = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from training.mobilenet import l_to_gray_rgb
+
+        feats = self.encoder.forward_stages(l_to_gray_rgb(x))
+        y = feats[32]
+        for stride in (16, 8, 4, 2):
+            skip = feats[stride]
+            y = self.ups[str(stride)](torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="nearest"), skip], 1))
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(self.out(self.full(torch.cat([y, x], dim=1))))
+
+
 class PatchDiscriminator(nn.Module):
     """70x70 PatchGAN (Isola et al. 2017) on (L, a*b*): (N, 3, H, W) -> (N, 1, H/8 - 2, W/8 - 2) logits."""
 
@@ -211,13 +266,44 @@ class TinyBackbone(nn.Module):
         return self.net(x).flatten(1)
 
 
+class MobileGlobal(nn.Module):
+    """The pretrained MobileNetV2 classifier as the fusion network's global feature extractor:
+    normalised L (N, 1, H, W) -> (N, 2281) = 1280 pooled features + 1001 class logits, computed
+    on the gray sRGB image at 224x224 (the classifier's own size and input scale)."""
+
+    takes_l = True
+
+    def __init__(self, weights: str | bool = "", log: Callable = print):
+        from training.mobilenet import MobileNetV2, load_tflite_weights
+
+        super().__init__()
+        self.net = MobileNetV2(32, head=True, in_channels=1)
+        self.provenance = load_tflite_weights(self.net, weights) if isinstance(weights, str) and weights else None
+        log(
+            f"fusion backbone mobilenet_v2: ImageNet weights from {weights}"
+            if self.provenance
+            else "fusion backbone mobilenet_v2: RANDOM initialisation (no weights file given)"
+        )
+        self.num_features = 1280 + 1001
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from training.mobilenet import l_to_gray_rgb
+
+        g = F.interpolate(l_to_gray_rgb(x), size=(224, 224), mode="bilinear", align_corners=False)
+        pooled, logits = self.net.pooled(self.net.forward_stages(g)[32])
+        return torch.cat([pooled, logits], dim=1)
+
+
 class FusionNet(nn.Module):
     """Deep Koalarization. backbone: 'inception_resnet_v2' (timm; pretrained True for the hub,
-    a path for a local file) or 'tiny'."""
+    a path for a local file), 'mobilenet_v2' (pretrained: the TFLite file) or 'tiny'."""
 
     def __init__(self, backbone: str = "inception_resnet_v2", pretrained: bool | str = False, log: Callable = print):
         super().__init__()
-        if backbone == "tiny":
+        if backbone == "mobilenet_v2":
+            self.backbone = MobileGlobal(pretrained, log)
+            self.mean, self.std = 0.0, 1.0
+        elif backbone == "tiny":
             self.backbone = TinyBackbone()
             log("fusion backbone: tiny CNN (a stand-in, not Inception-ResNet-v2)")
             self.mean, self.std = 0.5, 0.5
@@ -242,6 +328,8 @@ class FusionNet(nn.Module):
         self.multiple = 8
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self.backbone, "takes_l", False):
+            return self.backbone(x)
         gray = ((x * 50 + 50) / 100).repeat(1, 3, 1, 1)
         gray = F.interpolate(gray, size=(299, 299), mode="bilinear", align_corners=False)
         return self.backbone((gray - self.mean) / self.std)
@@ -256,6 +344,7 @@ class FusionNet(nn.Module):
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "pix2pix_unet": UNetGenerator,
     "pix2pix_resnet": ResNetUNet,
+    "pix2pix_mobilenet": MobileUNet,
     "fusion": FusionNet,
 }
 
@@ -274,6 +363,8 @@ def load_teacher(path, device: torch.device | str = "cpu", log: Callable = print
     options = dict(ck.get("model_options", {}))
     if "pretrained" in options:
         options["pretrained"] = False  # the checkpoint holds the trained weights
+    if "weights" in options:
+        options["weights"] = ""
     gen = create_generator(ck["teacher"], **options, log=log)
     gen.load_state_dict(ck["generator"])
     return gen.to(device).eval()

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.data import is_validation, lab_crops
+from training.data import is_validation, lab_crops, lab_pack
+from training.degrade import degrade_l
 from training.pack import load_pack
-from training.student import StudentUNet, ab_bins
+from training.student import MobileStudent, StudentUNet, ab_bins
 from training.teachers import load_teacher, teacher_ab
 
 
@@ -62,17 +63,21 @@ def soft_targets(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float 
     return t.reshape(n, h, w, -1).permute(0, 3, 1, 2), ik[:, 0].reshape(n, h, w)
 
 
-def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator):
+def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator, degrade: float = 0.0):
+    """-> x (n, 1, crop, crop) normalised L*, degraded with probability `degrade` (training/degrade.py),
+    and the clean photo's a*b* (n, 2, crop/4, crop/4)."""
     lab = lab_crops(imgs, n, crop, gen)
-    x = (lab[:, :1] - 50.0) / 50.0
+    lum = degrade_l(lab[:, :1], gen, p=degrade) if degrade > 0 else lab[:, :1]
+    x = (lum - 50.0) / 50.0
     ab = F.avg_pool2d(lab[:, 1:], 4)
     return x, ab
 
 
 def parse_variants(spec: str) -> list[dict]:
-    """'w24a0.5,w16a1d5p0.1k0.3t1i' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
-    'distill': None, 'teacher': 0, 'init': False}, ...]
-    w: width, a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
+    """'w24a0.5,w16a1d5p0.1k0.3t1i,m32a0.5' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
+    'distill': None, 'teacher': 0, 'init': False, 'arch': 'unet'}, ...]
+    w: width of the strided U-Net, or m: the MobileNetV2 student with encoder stages 16 or 32
+    (needs --backbone), a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
     teacher's targets for this variant (default: --distill), t: which --teacher (0-based,
     default the first), i: start from --init."""
     import re
@@ -80,12 +85,17 @@ def parse_variants(spec: str) -> list[dict]:
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"w(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?", item)
+        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?", item)
         if not m:
-            raise SystemExit(f"bad variant '{item}': expected like w16a0.5 or w24a0.75d5p0.1k0.3t1i")
+            raise SystemExit(f"bad variant '{item}': expected like w16a0.5, m32a0.5 or w24a0.75d5p0.1k0.3t1i")
+        arch = "mobile" if m[1] == "m" else "unet"
+        if arch == "mobile" and int(m[2]) not in (16, 32):
+            raise SystemExit(f"bad variant '{item}': the MobileNetV2 student's stages are m16 or m32")
+        m = (None, *m.groups()[1:])  # keep the group numbers below
         out.append(
             {
                 "name": item,
+                "arch": arch,
                 "width": int(m[1]),
                 "alpha": float(m[2]),
                 "depth": int(m[3] or 4),
@@ -120,9 +130,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets (1 - it: ground truth)")
     ap.add_argument("--init", type=Path, help="a student checkpoint that variants ending in 'i' start from")
     ap.add_argument("--init-lr-scale", type=float, default=0.5, help="learning rate factor for those variants")
+    ap.add_argument(
+        "--backbone",
+        type=Path,
+        help="ImageNet MobileNetV2 TFLite file (../shared/weights/tf2_mobilenet_v2_1.0_224_ptq.tflite) for m variants",
+    )
+    ap.add_argument("--encoder-lr-scale", type=float, default=0.2, help="learning rate factor of a pretrained encoder")
+    ap.add_argument("--decoder", default="96,64,48", help="m variants: decoder widths at strides 16, 8, 4")
+    ap.add_argument("--degrade", type=float, default=0.0, help="share of inputs with archival degradations")
+    ap.add_argument("--lab-cache", action="store_true", help="convert the pack to L*a*b* once (CPU runs)")
+    ap.add_argument(
+        "--freeze-stride",
+        type=int,
+        default=0,
+        help="m variants: keep the pretrained encoder's layers up to this stride (2, 4, 8) fixed",
+    )
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    ap.add_argument("--val-minutes", type=float, default=0.75, help="validation cross-entropy this often")
+    ap.add_argument("--save-minutes", type=float, default=10.0, help="write a resumable checkpoint this often")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same arguments)")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     t0 = time.time()
     imgs_np, names = load_pack(a.pack, workers=os.cpu_count() or 2)
@@ -133,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         val_mask[-1] = True
     imgs = torch.from_numpy(imgs_np[~val_mask]).to(dev)
     val = torch.from_numpy(imgs_np[val_mask]).to(dev)
+    if a.lab_cache:
+        imgs, val = lab_pack(imgs), lab_pack(val)
     print(f"data: {len(imgs)} train, {len(val)} val, loaded in {time.time() - t0:.1f}s on {dev}", flush=True)
 
     gen = torch.Generator().manual_seed(a.seed)
@@ -161,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"variant {v['name']} distils from teacher {v['teacher']}: give that many --teacher")
         if v["init"] and init is None:
             raise SystemExit(f"variant {v['name']} starts from a checkpoint: give --init")
+        if v["arch"] == "mobile" and a.backbone is None and not v["init"]:
+            raise SystemExit(f"variant {v['name']} is the MobileNetV2 student: give --backbone")
     # a teacher runs on every batch: only those some variant learns from are loaded
     used = sorted({v["teacher"] for v in variants if v["distill"] > 0})
     teachers = {j: load_teacher(a.teacher[j], dev) for j in used}
@@ -175,16 +210,37 @@ def main(argv: list[str] | None = None) -> None:
             t_teachers[j], _ = soft_targets(F.avg_pool2d(t_ab, 4), bins)
         return t, t_teachers, nearest
 
+    decoder = tuple(int(d) for d in a.decoder.split(","))
     models, opts, weights = [], [], []
     for v in variants:
-        m = StudentUNet(bins, width=v["width"], depth=v["depth"], dropout=v["dropout"])
+        if v["arch"] == "mobile":
+            m = MobileStudent(bins, stages=v["width"], decoder=decoder, weights=a.backbone)
+        else:
+            m = StudentUNet(bins, width=v["width"], depth=v["depth"], dropout=v["dropout"])
         if v["init"]:
-            if (init["width"], init.get("depth", 4)) != (v["width"], v["depth"]):
-                raise SystemExit(f"--init is width {init['width']} depth {init.get('depth', 4)}, not {v['name']}")
+            got = (init.get("arch", "unet"), init.get("stages", init.get("width")), init.get("depth", 4))
+            want = (v["arch"], v["width"], v["depth"] if v["arch"] == "unet" else init.get("depth", 4))
+            if got != want:
+                raise SystemExit(f"--init is {got[0]} width {got[1]} depth {got[2]}, not {v['name']}")
             m.load_state_dict(init["state_dict"])
         m = m.to(dev).to(memory_format=torch.channels_last)
         models.append(m)
-        opts.append(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-4))
+        if v["arch"] == "mobile" and a.freeze_stride:  # fixed early layers: no backward through them
+            from training.mobilenet import STAGE_ENDS
+
+            if a.freeze_stride not in (2, 4, 8):
+                raise SystemExit(f"--freeze-stride must be 2, 4 or 8, got {a.freeze_stride}")
+            for mod in [m.encoder.stem, *m.encoder.blocks[: STAGE_ENDS[a.freeze_stride] + 1]]:
+                mod.requires_grad_(False)
+        if v["arch"] == "mobile":  # the pretrained encoder moves slower than the new decoder
+            enc = {id(p) for p in m.encoder.parameters() if p.requires_grad}
+            groups = [
+                {"params": [p for p in m.parameters() if id(p) in enc], "lr_scale": a.encoder_lr_scale},
+                {"params": [p for p in m.parameters() if id(p) not in enc and p.requires_grad], "lr_scale": 1.0},
+            ]
+        else:
+            groups = [{"params": list(m.parameters()), "lr_scale": 1.0}]
+        opts.append(torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4))
         weights.append(rebalance_weights(prior, bins, v["alpha"]))
     a.out.mkdir(parents=True, exist_ok=True)
     amp = dev.type == "cuda"
@@ -207,18 +263,49 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
     step, last_log = 0, start
     losses = [0.0] * len(models)
+    last_path = a.out / "last.pt"
+    if a.resume and last_path.exists():  # the time already spent counts against the budget
+        st = torch.load(last_path, map_location="cpu", weights_only=False)
+        if st["variants"] != [v["name"] for v in variants]:
+            raise SystemExit(f"{last_path} trained {st['variants']}, not {[v['name'] for v in variants]}")
+        for m, o, sd, osd in zip(models, opts, st["models"], st["opts"]):
+            m.load_state_dict(sd)
+            o.load_state_dict(osd)
+        step, history, losses = st["step"], st["history"], st["losses"]
+        gen.set_state(st["gen"])
+        start = time.time() - st["elapsed"]
+        print(f"resumed from {last_path} at step {step} ({st['elapsed'] / 60:.1f} min done)", flush=True)
+    last_save = time.time()
+
+    def save_state() -> None:
+        tmp = last_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "variants": [v["name"] for v in variants],
+                "models": [m.state_dict() for m in models],
+                "opts": [o.state_dict() for o in opts],
+                "step": step,
+                "history": history,
+                "losses": losses,
+                "gen": gen.get_state(),
+                "elapsed": time.time() - start,
+            },
+            tmp,
+        )
+        os.replace(tmp, last_path)  # a kill mid-write leaves the previous checkpoint intact
+
     while True:
         frac = (time.time() - start) / budget
         if frac >= 1.0:
             break
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
-            x, ab = batch_lab(imgs, a.batch, a.crop, gen)
+            x, ab = batch_lab(imgs, a.batch, a.crop, gen, a.degrade)
             t_truth, t_teacher, nearest = targets(x, ab)
         x = x.contiguous(memory_format=torch.channels_last)
         for i, (v, m, opt, w) in enumerate(zip(variants, models, opts, weights)):
             for g in opt.param_groups:
-                g["lr"] = lr * (a.init_lr_scale if v["init"] else 1.0)
+                g["lr"] = lr * g["lr_scale"] * (a.init_lr_scale if v["init"] else 1.0)
             k = v["distill"]
             target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher[v["teacher"]]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -235,11 +322,14 @@ def main(argv: list[str] | None = None) -> None:
             ips = step * a.batch / (last_log - start)
             msg = " ".join(f"{v['name']}={loss_v:.3f}" for v, loss_v in zip(variants, losses))
             print(f"step {step} {frac * 100:.0f}% lr {lr:.2e} {ips:.0f} img/s loss {msg}", flush=True)
-        if time.time() - last_val > 45:
+        if time.time() - last_val > a.val_minutes * 60:
             last_val = time.time()
             ces = {v["name"]: round(val_ce(m), 4) for v, m in zip(variants, models)}
             history.append({"step": step, "seconds": round(last_val - start), "val_ce": ces})
             print(f"val ce at step {step}: {ces}", flush=True)
+        if time.time() - last_save > a.save_minutes * 60:
+            save_state()
+            last_save = time.time()
 
     elapsed = time.time() - start
     report = {
@@ -274,6 +364,12 @@ def main(argv: list[str] | None = None) -> None:
         torch.save(
             {
                 "state_dict": m.state_dict(),
+                "arch": v["arch"],
+                "stages": v["width"] if v["arch"] == "mobile" else None,
+                "decoder": list(decoder) if v["arch"] == "mobile" else None,
+                "backbone": getattr(m, "provenance", None),
+                "degrade": a.degrade,
+                "freeze_stride": a.freeze_stride,
                 "width": v["width"],
                 "alpha": v["alpha"],
                 "depth": v["depth"],

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.datasets import ColorCrops, gather, split
-from training.losses import GANLoss, VGGPerceptual, to_rgb
+from training.losses import GANLoss, MobileNetPerceptual, VGGPerceptual, to_rgb
 from training.teachers import AB_SCALE, PatchDiscriminator, create_generator
 
 if sys.version_info >= (3, 11):
@@ -60,7 +60,19 @@ DEFAULTS: dict = {
         "limit": 0,
         "device_batches": False,
     },
-    "loss": {"gan": "vanilla", "l1": 100.0, "l2": 0.0, "perceptual": 0.0, "vgg_weights": "hub"},
+    "loss": {
+        "gan": "vanilla",
+        "l1": 100.0,
+        "l2": 0.0,
+        "perceptual": 0.0,
+        "perceptual_net": "vgg16",  # or "mobilenet_v2" (backbone_weights: the TFLite file)
+        "vgg_weights": "hub",
+        "backbone_weights": "",
+        # share of the run (of train.minutes if set, else of train.steps) trained with L1 only
+        # before the discriminator joins: pretrain the generator, then adversarial training
+        # (Nazeri et al. 2018 / the seed's first reference)
+        "l1_pretrain": 0.0,
+    },
     "train": {
         "steps": 100_000,
         "batch": 16,
@@ -74,6 +86,7 @@ DEFAULTS: dict = {
         "device": "auto",
         "amp": False,
         "minutes": 0.0,
+        "threads": 0,  # CPU threads for PyTorch (0: its default); 1 on a shared, loaded CPU
     },
 }
 
@@ -201,6 +214,8 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
     dist = Distributed(cfg["train"]["device"])
     t, d, lc = cfg["train"], cfg["data"], cfg["loss"]
     seed_everything(t["seed"] + dist.rank)
+    if t["threads"]:
+        torch.set_num_threads(int(t["threads"]))
     say = log if dist.main else (lambda m: None)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -233,7 +248,14 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
     opt_g = torch.optim.Adam(gen.parameters(), lr=t["lr"], betas=tuple(t["betas"]))
     opt_d = torch.optim.Adam(disc.parameters(), lr=t["lr_d"], betas=tuple(t["betas"])) if use_gan else None
     gan_loss = GANLoss(lc["gan"]) if use_gan else None
-    perceptual = VGGPerceptual(lc["vgg_weights"], say).to(dist.device) if lc["perceptual"] > 0 else None
+    perceptual = None
+    if lc["perceptual"] > 0:
+        if lc["perceptual_net"] == "mobilenet_v2":
+            perceptual = MobileNetPerceptual(lc["backbone_weights"], say).to(dist.device)
+        elif lc["perceptual_net"] == "vgg16":
+            perceptual = VGGPerceptual(lc["vgg_weights"], say).to(dist.device)
+        else:
+            raise SystemExit(f"unknown loss.perceptual_net '{lc['perceptual_net']}'; choose vgg16 or mobilenet_v2")
 
     step, seconds = 0, 0.0
     last = out / "last.pt"
@@ -292,6 +314,13 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
     def out_of_time() -> bool:
         return step >= t["steps"] or (budget > 0 and seconds >= budget)
 
+    def adversarial_now() -> bool:
+        """False while the generator is pretrained with L1 alone (loss.l1_pretrain)."""
+        if not use_gan:
+            return False
+        done = seconds / budget if budget > 0 else step / max(1, t["steps"])
+        return done >= float(lc["l1_pretrain"])
+
     def batches():
         """(l, ab) batches for the current epoch: device-made or from the DataLoader."""
         if device_data is not None:
@@ -319,7 +348,8 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
                 with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
                     fake = g_model(lum).float()
                 losses = {}
-                if use_gan:
+                adversarial = adversarial_now()
+                if adversarial:
                     opt_d.zero_grad(set_to_none=True)
                     with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
                         real_out, fake_out = d_model(lum, ab).float(), d_model(lum, fake.detach()).float()
@@ -335,7 +365,7 @@ def train(cfg: dict, out: Path, resume: bool = False, log=print) -> dict:
                     l2 = F.mse_loss(fake, ab)
                     loss_g = loss_g + lc["l2"] * l2
                     losses["l2"] = l2.item()
-                if use_gan:
+                if adversarial:
                     with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=amp):
                         fake_judged = d_model(lum, fake).float()
                     adv = gan_loss(fake_judged, True)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from streamcolor import color
-from streamcolor.colorizer import Colorizer, UpsampleConfig, _chroma_matrices, _gray_luts
+from streamcolor.colorizer import Colorizer, UpsampleConfig
 from streamcolor.model import ModelCard
 
 
@@ -51,7 +51,7 @@ class TorchColorizer(Colorizer):
         key = (name, full_range)
         if key not in self._tables:
             x_lut, l_lut = self._luts(full_range)
-            lo, hi = _gray_luts(full_range)
+            lo, hi = color.gray_luts(full_range)
             src = {"x": x_lut, "l": l_lut, "room_down": lo, "room_up": hi}[name]
             self._tables[key] = self.torch.from_numpy(np.ascontiguousarray(src)).to(self.device)
         return self._tables[key]
@@ -139,7 +139,7 @@ class TorchColorizer(Colorizer):
         rgb = self._lab_to_rgb(lab)
         key = ("matrix", matrix)
         if key not in self._tables:  # uploaded once per colour matrix, not per frame
-            self._tables[key] = tuple(torch.from_numpy(m).to(dev) for m in _chroma_matrices(matrix))
+            self._tables[key] = tuple(torch.from_numpy(m).to(dev) for m in color.chroma_matrices(matrix))
         to_chroma, to_rgb = self._tables[key]
         cbcr = torch.einsum("ij,jhw->ihw", to_chroma[:2], rgb)  # (2, Hc, Wc) in [-0.5, 0.5]
         d = torch.einsum("ij,jhw->ihw", (to_rgb @ to_chroma), rgb)  # what the chroma adds to R', G', B'

@@ -66,7 +66,9 @@ class TorchEngine:
         if device == "cpu":
             if threads:
                 torch.set_num_threads(threads)
-            torch.set_flush_denormal(True)  # as ONNX Runtime's session (backends.py): denormals are slow on x86
+            torch.set_flush_denormal(
+                True
+            )  # as ONNX Runtime's session (engines/onnx_engine.py): denormals are slow on x86
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32

@@ -1,0 +1,238 @@
+"""The ImageNet MobileNetV2 read from TensorFlow Lite (training/mobilenet.py), the students and
+teachers built on it, the archival degradations and the validation split (issue 13)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs PyTorch")
+pytestmark = pytest.mark.train
+
+REAL_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+needs_tflite = pytest.mark.skipif(
+    importlib.util.find_spec("tflite") is None, reason="the TFLite reader needs `pip install tflite`"
+)
+
+
+@needs_tflite
+def test_reader_dequantizes_per_channel_into_pytorch_layout(tmp_path):
+    """A file the test writes (int8 weights, a scale and zero point per output channel, int32
+    biases) comes out as (q - zero) * scale in PyTorch's (O, I, kh, kw) / depthwise layout."""
+    from tests.tflite_writer import conv_shapes, write_tflite
+    from training.mobilenet import MobileNetV2, load_tflite_weights
+
+    net = MobileNetV2(stages=8, head=False)
+    path = tmp_path / "mnv2.tflite"
+    truth = write_tflite(path, conv_shapes(net))
+    prov = load_tflite_weights(net, path)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(truth) == 18  # stem + block 0 (depthwise, project) + blocks 1-5 (3 each)
+    for conv, t in zip(convs, truth):
+        w = t["weight"]
+        expect = w.transpose(3, 0, 1, 2) if t["kind"] == "DEPTHWISE_CONV_2D" else w.transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(conv.weight.detach().numpy(), expect, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(conv.bias.detach().numpy(), t["bias"], rtol=1e-6)
+    assert len(prov["sha256"]) == 64 and prov["file"] == "mnv2.tflite" and "Apache-2.0" in prov["licence"]
+
+
+@needs_tflite
+def test_one_channel_stem_sums_rgb_weights(tmp_path):
+    """A gray input through the 1-channel stem equals R = G = B through the 3-channel one."""
+    from tests.tflite_writer import conv_shapes, write_tflite
+    from training.mobilenet import MobileNetV2, load_tflite_weights
+
+    rgb_net, gray_net = MobileNetV2(stages=4, head=False), MobileNetV2(stages=4, head=False, in_channels=1)
+    path = tmp_path / "mnv2.tflite"
+    write_tflite(path, conv_shapes(rgb_net))
+    load_tflite_weights(rgb_net, path)
+    load_tflite_weights(gray_net, path)
+    g = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        a, b = rgb_net.forward_stages(g.expand(-1, 3, -1, -1)), gray_net.forward_stages(g)
+    for s in (2, 4):
+        torch.testing.assert_close(a[s], b[s], rtol=1e-3, atol=2e-3)  # float sums in another order
+
+
+def test_reader_refuses_other_files(tmp_path):
+    pytest.importorskip("tflite", reason="the TFLite reader needs `pip install tflite`")
+    from training.mobilenet import read_tflite_convs
+
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a TensorFlow Lite file"):
+        read_tflite_convs(bad)
+
+
+def test_same_padding_matches_tflite_geometry():
+    """Stride-2 layers pad 0 before and 1 after (TFLite SAME on even sizes): an impulse at the
+    last row/column still reaches the output's last row/column, one at row 0 only the first."""
+    from training.mobilenet import ConvAct
+
+    conv = ConvAct(1, 1, 3, 2, act=False)
+    with torch.no_grad():
+        conv.conv.weight.fill_(1.0)
+        conv.conv.bias.zero_()
+        x = torch.zeros(1, 1, 8, 8)
+        x[0, 0, 0, 0] = 1.0
+        y = conv(x)[0, 0]
+    assert y.shape == (4, 4)
+    assert y[0, 0] == 1.0 and y.sum() == 1.0  # SAME: window of output 0 covers input rows 0..2
+
+
+def test_l_to_gray_rgb_is_the_srgb_of_that_lightness():
+    from streamcolor import color
+    from training.mobilenet import l_to_gray_rgb
+
+    lum = np.array([0.0, 5.0, 20.0, 50.0, 80.0, 100.0], np.float32)
+    lab = np.stack([lum, np.zeros_like(lum), np.zeros_like(lum)], -1)[None]
+    expect = color.lab_to_rgb(lab)[0, :, 0] * 2 - 1
+    got = l_to_gray_rgb(torch.from_numpy((lum - 50) / 50)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, expect, atol=2e-3)
+
+
+@pytest.mark.skipif(not REAL_WEIGHTS.exists(), reason=f"{REAL_WEIGHTS} not present (read-only shared weights)")
+def test_conversion_agrees_with_the_tflite_interpreter():
+    """The real file: our float network and the TFLite interpreter (ai-edge-litert) give the
+    same stem features (within the int8 activations' quantization) and the same top-1 class on
+    a few made-up pictures."""
+    pytest.importorskip("tflite", reason="the TFLite reader needs `pip install tflite`")
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the interpreter: pip install ai-edge-litert")
+    from training.mobilenet import pretrained_mobilenet_v2
+
+    net = pretrained_mobilenet_v2(REAL_WEIGHTS)
+    interp = litert.Interpreter(model_path=str(REAL_WEIGHTS), experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
+    stem = next(t for t in interp.get_tensor_details() if t["name"].startswith("MobileNetV2/Conv2d_0_0/relu6"))
+    rng = np.random.default_rng(0)
+    agree = 0
+    for _ in range(4):
+        # smooth random pictures: blobs of colour, like photos rather than white noise
+        small = rng.integers(0, 256, size=(7, 7, 3)).astype(np.uint8)
+        img = np.asarray(
+            torch.nn.functional.interpolate(
+                torch.from_numpy(small).permute(2, 0, 1)[None].float(), size=(224, 224), mode="bicubic"
+            )[0]
+            .permute(1, 2, 0)
+            .clamp(0, 255)
+            .round()
+            .byte()
+        )
+        interp.set_tensor(inp["index"], img[None].astype(inp["dtype"]))
+        interp.invoke()
+        scale, zero = stem["quantization"]
+        ref_stem = (interp.get_tensor(stem["index"]).astype(np.float32) - zero) * scale
+        x = torch.from_numpy(img.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            ours_stem = net.stem(x).permute(0, 2, 3, 1).numpy()
+            logits = net(x)[0]
+        assert ours_stem.shape == ref_stem.shape
+        assert np.abs(ours_stem - ref_stem).max() < 4 * scale + 0.02
+        agree += int(logits.argmax() == interp.get_tensor(outp["index"])[0].argmax())
+    assert agree >= 3
+
+
+def test_validation_split_shares_no_source_with_eval():
+    from training.data import EVAL_KIN_FOLDERS, VALIDATION_FOLDERS, is_validation
+
+    assert all(is_validation(f"{f}/{i:05d}.jpg") for f in VALIDATION_FOLDERS for i in range(50))
+    assert not any(is_validation(f"{f}/{i:05d}.jpg") for f in EVAL_KIN_FOLDERS for i in range(2000))
+    other = [is_validation(f"weather/{i:05d}.jpg") for i in range(4000)]
+    assert 0.01 < np.mean(other) < 0.06  # the hashed 3 % of the other folders
+
+
+def test_degradations_change_lightness_only_and_are_reproducible(tmp_path):
+    import cv2
+
+    from streamcolor import color
+    from training.degrade import degrade_folder, degrade_l
+
+    lum = torch.linspace(10, 90, 64 * 64).reshape(1, 1, 64, 64).repeat(8, 1, 1, 1)
+    a = degrade_l(lum, torch.Generator().manual_seed(1), p=1.0)
+    b = degrade_l(lum, torch.Generator().manual_seed(1), p=1.0)
+    assert torch.equal(a, b) and a.shape == lum.shape
+    assert float(a.min()) >= 0 and float(a.max()) <= 100
+    assert all(float((a[i] - lum[i]).abs().mean()) > 0.5 for i in range(8))  # every image degraded
+    assert torch.equal(degrade_l(lum, torch.Generator().manual_seed(1), p=0.0), lum)
+
+    # the degraded copy of a folder keeps each photo's a*b* where the gamut allows
+    src = tmp_path / "photos"
+    src.mkdir()
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (180, 90, 60)
+    rgb[:, 32:] = (60, 110, 170)
+    cv2.imwrite(str(src / "p.png"), rgb[..., ::-1])
+    assert degrade_folder(src, tmp_path / "out") == 1
+    out = cv2.imread(str(tmp_path / "out" / "p.png"))[..., ::-1]
+    lab_in = color.rgb_to_lab(rgb.astype(np.float32) / 255)
+    lab_out = color.rgb_to_lab(out.astype(np.float32) / 255)
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).mean() > 1.0
+    for sl in (np.s_[8:40, 4:28], np.s_[8:40, 36:60]):  # away from the edge between the halves
+        assert np.abs(np.median(lab_out[sl][..., 1:], axis=(0, 1)) - lab_in[sl][..., 1:].mean(axis=(0, 1))).max() < 6
+
+
+def test_mobile_student_exports_and_matches_torch(tmp_path):
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from training.export import export
+    from training.student import MobileStudent, ab_bins, student_from_checkpoint
+
+    bins = ab_bins()[::3]
+    torch.manual_seed(0)
+    for stages in (16, 32):
+        m = MobileStudent(bins, stages=stages, decoder=(32, 24, 16)).eval()
+        ck = {"arch": "mobile", "stages": stages, "decoder": [32, 24, 16], "bins": bins, "state_dict": m.state_dict()}
+        m2 = student_from_checkpoint(ck, temperature=0.5).eval()
+        x = torch.rand(2, 1, 64, 96) * 2 - 1
+        with torch.no_grad():
+            y = m2(x)
+        assert y.shape == (2, 2, 16, 24)
+        m2.fold_head()
+        diff = export(m2, tmp_path / f"m{stages}.onnx", None)
+        assert diff < 1e-3
+        sess = ort.InferenceSession(str(tmp_path / f"m{stages}.onnx"), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"l": x.numpy()})[0]
+        np.testing.assert_allclose(got, y.numpy(), atol=1e-3)
+
+
+def test_hint_channels_start_at_zero():
+    from training.student import MobileStudent, ab_bins
+
+    m = MobileStudent(ab_bins()[::4], stages=16, decoder=(16, 16, 16), hints=True).eval()
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    hints = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), m(x, hints))
+
+
+@needs_tflite
+def test_teachers_on_the_pretrained_backbone_train_a_step(tmp_path):
+    """Both teachers and the MobileNetV2 perceptual loss take the weights file, run forward and
+    backward, and the trainer writes a checkpoint whose card-facing options load again."""
+    from tests.tflite_writer import conv_shapes, write_tflite
+    from training.losses import MobileNetPerceptual
+    from training.mobilenet import MobileNetV2
+    from training.teachers import create_generator
+
+    path = tmp_path / "mnv2.tflite"
+    write_tflite(path, conv_shapes(MobileNetV2(32, head=True, in_channels=3)))
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    for name, opts in (
+        ("pix2pix_mobilenet", {"weights": str(path), "width": 16}),
+        ("fusion", {"backbone": "mobilenet_v2", "pretrained": str(path)}),
+    ):
+        g = create_generator(name, **opts, log=lambda m: None)
+        y = g(x)
+        assert y.shape == (2, 2, 64, 64) and float(y.detach().abs().max()) <= 1.0
+        y.mean().backward()
+    perc = MobileNetPerceptual(path, log=lambda m: None)
+    a = torch.rand(1, 3, 64, 64, requires_grad=True)
+    loss = perc(a, torch.rand(1, 3, 64, 64))
+    loss.backward()
+    assert float(loss) > 0 and a.grad is not None
+    assert not any(p.requires_grad for p in perc.parameters())
