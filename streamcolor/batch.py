@@ -773,7 +773,7 @@ def _split_shots(
         plan = None
         if job.kind == "video":
             try:
-                plan = plan_shots(job.src, job.out, colorizer, workers)
+                plan = plan_shots(job.src, job.out, colorizer, workers, cfg.colorize.encode)
             except StreamcolorError:  # refused, damaged, no timestamps: the whole-file job says why
                 plan = None
         if plan is None or len(plan.pieces) < 2:

@@ -35,7 +35,7 @@ from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
 from streamcolor.sink import EncodeOptions, VideoSink, partial_path
-from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.source import GrayFrame, VideoSource, user_tags
 from streamcolor.temporal import TemporalConfig, is_cut
 
 CHUNK_DIR = ".streamcolor-chunks"
@@ -93,12 +93,17 @@ def plan_pieces(pts: list[int], cuts: list[int], parts: int, min_frames: int = 4
     return tuple(Piece(s, e, pts[s], pts[e] if e < total else None) for s, e in zip(starts, ends))
 
 
-def plan_shots(src: Path, out: Path, colorizer: Colorizer, parts: int) -> ShotPlan:
-    """Raises InputError when the file is better colorized in one piece (see find_cuts), or when
-    its audio would have to be re-encoded for OUT's container (the join only copies)."""
+def plan_shots(src: Path, out: Path, colorizer: Colorizer, parts: int, encode: EncodeOptions) -> ShotPlan:
+    """Raises InputError when the file is colorized in one piece instead: see find_cuts, and
+    what the join does not do as a single run does (it copies packets and tags, nothing more):
+    audio re-encoded for OUT's container, timestamps moved (a stream starting after zero) or
+    rounded (a constant-rate container such as AVI), interlaced frames."""
     with VideoSource(src) as source:
-        if VideoSink(out, source.info, EncodeOptions(), warn=lambda m: None).plan_streams():
+        sink = VideoSink(out, source.info, encode, warn=lambda m: None)
+        if sink.plan_streams():
             raise InputError(f"{src}: its audio must be re-encoded for {out.suffix}; colorizing it in one piece")
+        if source.start or sink.plan.time_base is not None or source.info.interlaced:
+            raise InputError(f"{src}: timestamps moved or rounded, or interlaced; colorizing it in one piece")
     pts, cuts = find_cuts(src, colorizer)
     with VideoSource(src, carry_streams=False) as source:
         rotation = next((f.rotation for f in source.items()), 0)
@@ -192,7 +197,13 @@ def join_pieces(src: Path, pieces: list[Path], out: Path, plan: ShotPlan, warn: 
                 video.time_base = info.time_base
                 if plan.rotation:
                     video.set_display_rotation(plan.rotation)
+                # the tags a single run copies (sink.VideoSink._open): title, language, timecode...
+                dst.metadata.update(info.metadata)
+                video.metadata.update(info.video_metadata)
                 copies = {s.index: dst.add_stream_from_template(s) for s in carried}
+                for s in carried:
+                    copies[s.index].metadata.update(user_tags(s.metadata))
+                    copies[s.index].disposition = s.disposition
                 frames = 0
 
                 def video_packets() -> Iterator[tuple[Fraction, int, av.Packet]]:

@@ -99,8 +99,10 @@ def make_video(
 
 
 def make_shots_video(path: Path, shots: tuple[int, ...] = (50, 50, 50), width: int = 96, height: int = 64) -> Path:
-    """H.264 + AAC with hard scene cuts: every other shot is the negative of the scene."""
+    """H.264 + AAC with hard scene cuts: every other shot is the negative of the scene; a title
+    and an audio language to keep."""
     with av.open(str(path), "w") as c:
+        c.metadata["title"] = "reel 7"
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         tb = Fraction(1, 250)
@@ -108,6 +110,7 @@ def make_shots_video(path: Path, shots: tuple[int, ...] = (50, 50, 50), width: i
         v.codec_context.time_base = tb
         a = c.add_stream("aac", rate=48000)
         a.layout = "stereo"
+        a.metadata["language"] = "fra"
         pts = i = 0
         for k, n in enumerate(shots):
             for _ in range(n):

@@ -60,6 +60,14 @@ def partials(outdir: Path) -> list[Path]:
     return sorted(p for p in outdir.rglob("*") if ".partial." in p.name)
 
 
+def tags(path: Path) -> tuple[str | None, str | None]:
+    """The container's title and the audio stream's language."""
+    import av
+
+    with av.open(str(path)) as c:
+        return c.metadata.get("title"), c.streams.audio[0].metadata.get("language")
+
+
 def assert_same_video(a: Path, b: Path) -> None:
     """Frames, every timestamp, audio packets and decoded pictures identical."""
     va, vb = read_video(a), read_video(b)
@@ -183,6 +191,7 @@ def test_split_shots_equals_a_single_run(temporal, tmp_path, colorizer):
     summary = run_batch([str(film)], out, BatchConfig(colorize=cfg, workers=2, split_shots=True))
     assert [(r.status, r.frames, r.backend) for r in summary.results] == [("done", 155, "3 pieces")]
     assert_same_video(out / "film.mp4", single)
+    assert tags(out / "film.mp4") == tags(single) == ("reel 7", "fra")
     assert not (out / ".streamcolor-chunks").exists() and not partials(out)
 
 
@@ -194,7 +203,7 @@ def test_split_shots_rerun_reuses_finished_pieces(tmp_path, colorizer):
     film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
     cfg = ColorizeConfig(threads=1, encode=EncodeOptions(crf=0))
     out = tmp_path / "out"
-    plan = plan_shots(film, out / "film.mp4", colorizer, 2)
+    plan = plan_shots(film, out / "film.mp4", colorizer, 2, cfg.encode)
     folder = chunk_folder(out, film, out / "film.mp4", cfg)
     folder.mkdir(parents=True)
     first, second = plan.pieces[0], plan.pieces[1]
