@@ -145,7 +145,7 @@ def batch_section(b: dict) -> list[str]:
         f"({b['height']}p H.264 from {', '.join(b['sources'])}), default settings. Best of {b['repeats']} "
         "repeats, modes alternating in a rotated order; the wall time of the whole set, process start and "
         f"engine load included. Load average (1/5/15 min) at the start {_loads(b['load_average_at_start'])}, at "
-        f"the end {_loads(b['load_average_at_end'])}: other work (a training run) shared the cores, so compare "
+        f"the end {_loads(b['load_average_at_end'])}: other work (training runs) shared the cores, so compare "
         "the rows with each other, not with the tables above.",
         "",
         "| mode | seconds | files/hour | frames/s | × best single loop | all repeats (s) |",
