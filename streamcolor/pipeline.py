@@ -123,7 +123,10 @@ class FrameSequencer:
         batch: int = 4,
         times: StageTimes | None = None,
         temporal_cfg: TemporalConfig | None = None,
+        first_index: int = 0,
     ):
+        """first_index: the index of the first frame pushed, when a run starts mid-film
+        (shots.py): key frames stay where a run from the start puts them."""
         if keyframe_interval > 1 and temporal == "off":
             raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
         self.colorizer = colorizer
@@ -135,7 +138,7 @@ class FrameSequencer:
         self.causal = CausalFilter(temporal_cfg) if temporal == "causal" else None
         self.smoother = BidirectionalFilter(temporal_cfg) if temporal == "bidirectional" else None
         self.waiting: list[tuple[object, np.ndarray, bool]] = []
-        self.count = 0
+        self.count = first_index
         self.network_runs = 0
 
     def _predict(self, y8s: list[np.ndarray]) -> list[np.ndarray]:
@@ -195,6 +198,7 @@ def colorize_items(
     times: StageTimes,
     temporal: str = "off",
     keyframe_interval: int = 1,
+    first_index: int = 0,
 ) -> Iterator:
     """Colorize GrayFrames; other items pass through in their place.
 
@@ -205,7 +209,7 @@ def colorize_items(
     cv2.setNumThreads(1)
     pending: deque = deque()  # every item, in order, until it can leave
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
-    seq = FrameSequencer(colorizer, info.full_range, temporal, keyframe_interval, batch, times)
+    seq = FrameSequencer(colorizer, info.full_range, temporal, keyframe_interval, batch, times, first_index=first_index)
 
     def release(ready: list[tuple[GrayFrame, np.ndarray, np.ndarray | None]]) -> Iterator:
         t0 = time.perf_counter()

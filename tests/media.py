@@ -98,6 +98,45 @@ def make_video(
     return path
 
 
+def make_shots_video(path: Path, shots: tuple[int, ...] = (50, 50, 50), width: int = 96, height: int = 64) -> Path:
+    """H.264 + AAC with hard scene cuts: every other shot is the negative of the scene; a title
+    and an audio language to keep."""
+    with av.open(str(path), "w") as c:
+        c.metadata["title"] = "reel 7"
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        tb = Fraction(1, 250)
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "stereo"
+        a.metadata["language"] = "fra"
+        pts = i = 0
+        for k, n in enumerate(shots):
+            for _ in range(n):
+                img = scene(height, width, i)
+                f = av.VideoFrame.from_ndarray(255 - img if k % 2 else img, format="rgb24")
+                f.pts, f.time_base = pts, tb
+                for p in v.encode(f):
+                    c.mux(p)
+                pts += 10
+                i += 1
+        for p in v.encode():
+            c.mux(p)
+        samples = int(48000 * pts / 250)
+        t = np.arange(samples) / 48000.0
+        tone = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = np.ascontiguousarray(np.stack([tone, tone])[:, start : start + 1024])
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, start
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    return path
+
+
 def make_audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as c:
         a = c.add_stream("aac", rate=48000)

@@ -178,3 +178,19 @@ def test_report_writes_tables_and_plot(tmp_path):
 
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] > 300 and img.std() > 10  # a drawn chart, not a blank
+
+
+def test_batch_speed_tiny(tmp_path):
+    from benchmarks import batch_speed
+
+    clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=8)
+    out = tmp_path / "b.json"
+    r = batch_speed.main(
+        ["--clip", str(clip), "--clips", "2", "--frames", "8", "--height", "64", "--repeats", "1"]
+        + ["--modes", "loop_api", "batch:1", "--out", str(out)]
+    )
+    assert r["clips"] == 2 and r["frames"] == 16
+    assert set(r["modes"]) == {"loop_api", "batch:1"}
+    for row in r["modes"].values():
+        assert row["files_per_hour"] > 0 and row["fps"] > 0 and row["x_best_single_loop"] > 0
+    assert json.loads(out.read_text())["machine"]["cores"]
