@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
                 clip = synthetic_clip(Path(tmp) / "synthetic.mp4", 1920, 1080, a.max_frames or 300)
             for backend, precision in backends:
                 for h in a.heights:
-                    row = run(clip, h, a.video_repeats, a.max_frames, 8, "veryfast", Path(tmp), backend, precision)
+                    # one row: the shipped model (run() gives one per --model)
+                    (row,) = run(clip, h, a.video_repeats, a.max_frames, 8, "veryfast", Path(tmp), backend, precision)
                     e2e.append(row)
                     print(row, flush=True)
                     save_result("gpu_speed", result, a.out)

@@ -14,7 +14,15 @@ from benchmarks import temporal_quality, video_speed
 def test_video_speed_tiny(tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=10)
     out = tmp_path / "result.json"
-    result = video_speed.main(["--clip", str(clip), "--height", "64", "--repeats", "1", "--out", str(out)])
+    from streamcolor.model import DEFAULT_MODEL
+
+    result = video_speed.main(
+        ["--clip", str(clip), "--height", "64", "--repeats", "1", "--out", str(out), "--model", str(DEFAULT_MODEL)]
+        + [str(DEFAULT_MODEL)]  # two models side by side share one transcode-only baseline
+    )
+    assert len(result["runs"]) == 2
+    assert result["runs"][0]["transcode_only_fps"] == result["runs"][1]["transcode_only_fps"]
+    assert result["runs"][0]["model"] == str(DEFAULT_MODEL)
     row = result["runs"][0]
     assert row["frames"] == 10 and row["size"] == [96, 64]
     assert row["streamcolor_fps"] > 0 and row["transcode_only_fps"] > 0
