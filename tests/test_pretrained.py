@@ -4,6 +4,7 @@ teachers built on it, the archival degradations and the validation split (issue 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +293,46 @@ def test_selection_rule_prefers_psnr_among_colourful_enough_candidates():
     ]
     assert pick(rows, 0.8)["model"] == "b"
     assert pick(rows, 0.95) is None
+
+
+@needs_tflite
+def test_mobile_student_trains_resumes_and_exports_with_provenance(tmp_path):
+    """train_student with an m variant on a backbone file the test writes: degradations,
+    L*a*b* cache, frozen early layers, a resumable checkpoint, --resume, then export: the card
+    names the backbone file and its SHA-256, and the model colorizes through the runtime."""
+    import cv2
+
+    from tests.media import scene
+    from tests.tflite_writer import conv_shapes, write_tflite
+    from training import export, pack, train_student
+    from training.mobilenet import MobileNetV2
+
+    weights = tmp_path / "mnv2.tflite"
+    write_tflite(weights, conv_shapes(MobileNetV2(32, head=True, in_channels=3)))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(photos / f"p{i}.png"), scene(64, 64, 5 * i)[..., ::-1])
+    packed = tmp_path / "p.npz"
+    pack.main(["--data", str(photos), "--out", str(packed), "--size", "64"])
+    out = tmp_path / "run"
+    args = ["--pack", str(packed), "--out", str(out), "--variants", "m16a0.5", "--backbone", str(weights),
+            "--batch", "2", "--crop", "64", "--degrade", "0.5", "--lab-cache", "--freeze-stride", "4",
+            "--threads", "1", "--save-minutes", "0", "--device", "cpu", "--decoder", "16,16,16"]  # fmt: skip
+    train_student.main([*args, "--minutes", "0.02"])
+    first = torch.load(out / "last.pt", weights_only=False)
+    train_student.main([*args, "--minutes", "0.04", "--resume"])
+    assert torch.load(out / "last.pt", weights_only=False)["step"] > first["step"]
+    ck = torch.load(out / "student_m16a0.5.pt", weights_only=False)
+    assert ck["arch"] == "mobile" and ck["degrade"] == 0.5 and ck["backbone"]["file"] == "mnv2.tflite"
+    onnx_path = tmp_path / "m.onnx"
+    export.main([str(out / "student_m16a0.5.pt"), "--out", str(onnx_path), "--short-side", "64"])
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert card["pretrained_backbone"]["sha256"] == ck["backbone"]["sha256"] and card["input"]["multiple"] == 32
+    from streamcolor.colorizer import Colorizer
+    from streamcolor.engines.registry import create_engine
+    from streamcolor.model import load_card
+
+    c = load_card(onnx_path)
+    rgb = Colorizer(create_engine("onnx", c, 1), c).colorize_luma(np.full((48, 80), 120, np.uint8))
+    assert rgb.shape == (48, 80, 3)

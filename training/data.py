@@ -87,15 +87,11 @@ def random_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> 
 def lab_crops(imgs: torch.Tensor, n: int, out: int, gen: torch.Generator) -> torch.Tensor:
     """n random crops (random_crops) of uint8 (N, S, S, 3) photos as (n, 3, out, out) L*a*b*,
     made on the photos' device; from a lab_pack, the crops of the precomputed L*a*b*."""
-    if imgs.dtype != torch_uint8():
-        return random_crops(imgs, n, out, gen)
-    return rgb_to_lab_torch(random_crops(imgs, n, out, gen).clamp(0, 1))
-
-
-def torch_uint8():
     import torch
 
-    return torch.uint8
+    if imgs.dtype != torch.uint8:
+        return random_crops(imgs, n, out, gen)
+    return rgb_to_lab_torch(random_crops(imgs, n, out, gen).clamp(0, 1))
 
 
 def lab_pack(imgs: torch.Tensor, chunk: int = 256) -> torch.Tensor:

@@ -222,23 +222,11 @@ class MobileStudent(ABClassifier):
         self.encoder.classifier = None
         self.classifier_folded = True
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return list(self.encoder.parameters())
-
     def features(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
         from training.mobilenet import l_to_gray_rgb
 
-        enc = self.encoder
-        h = enc.stem(l_to_gray_rgb(x))
-        if self.hint_conv is not None and hints is not None:
-            h = h + self.hint_conv(hints)
-        out = {}
-        ends = {0: 2, 2: 4, 5: 8, 12: 16, 16: 32}
-        for i, b in enumerate(enc.blocks):
-            h = b(h)
-            if i in ends:
-                out[ends[i]] = h
-        return out
+        extra = self.hint_conv(hints) if self.hint_conv is not None and hints is not None else None
+        return self.encoder.forward_stages(l_to_gray_rgb(x), after_stem=extra)
 
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 1, H, W) -> (N, Q, H/4, W/4) class logits."""
