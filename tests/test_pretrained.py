@@ -336,3 +336,20 @@ def test_mobile_student_trains_resumes_and_exports_with_provenance(tmp_path):
     c = load_card(onnx_path)
     rgb = Colorizer(create_engine("onnx", c, 1), c).colorize_luma(np.full((48, 80), 120, np.uint8))
     assert rgb.shape == (48, 80, 3)
+
+
+def test_archival_sheet_puts_models_side_by_side(tmp_path):
+    import cv2
+
+    from streamcolor.model import DEFAULT_MODEL
+    from tests.media import make_video, scene
+    from training.archival_sheet import sheet
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), cv2.cvtColor(scene(50, 100, 1), cv2.COLOR_RGB2GRAY))
+    clip = make_video(tmp_path / "film.mp4", width=96, height=64, frames=5, audio=False)
+    img = sheet([photos, clip], [DEFAULT_MODEL, DEFAULT_MODEL], ["one", "two"], frames=2)
+    # rows: the photo and two frames of the film, 200 px high + 4 px gaps; columns: input + 2 models
+    assert img.shape[0] == 3 * 204 and img.shape[1] == 3 * 400
+    assert img[:200, 400:800].std() > 0

@@ -21,6 +21,7 @@ from streamcolor import color
 from streamcolor.colorizer import Colorizer
 from streamcolor.engines.registry import create_engine
 from streamcolor.model import load_card
+from training.compare import label
 from training.data import IMAGE_SUFFIXES, list_images
 
 ROW = 200
@@ -41,14 +42,6 @@ def gray_frames(path: Path, frames: int) -> list[tuple[str, np.ndarray]]:
     total = len(decoded) or total
     picks = np.linspace(0, total - 1, frames).round().astype(int) if total else []
     return [(f"{path.name} #{i}", decoded[i]) for i in picks]
-
-
-def label(img: np.ndarray, text: str) -> np.ndarray:
-    out = img.copy()
-    for dx, dy in [(-1, -1), (-1, 1), (1, -1), (1, 1), (0, 1), (1, 0), (0, -1), (-1, 0)]:
-        cv2.putText(out, text, (6 + dx, 18 + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
 
 
 def sheet(inputs: list[Path], models: list[Path], labels: list[str], frames: int) -> np.ndarray:
