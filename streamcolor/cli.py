@@ -700,7 +700,9 @@ def _click_usage(e: Exception) -> tuple[str, int] | None:
     if not callable(message) or not isinstance(code, int) or isinstance(e, StreamcolorError):
         return None
     lines = str(message()).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__), code
+    # typer 0.29 validates choices with a library that prefixes its own "Value error, "
+    first = lines[0].replace("Value error, ", "") if lines else type(e).__name__
+    return first, code
 
 
 def _os_error_line(e: OSError) -> str:

@@ -47,6 +47,7 @@ def clip(tmp_path_factory) -> Path:
     "args, words",
     [
         (["video", "IN", "OUT", "--temporal", "sideways"], "sideways"),
+        (["video", "IN", "OUT", "--codec", "foo"], "Invalid value for '--codec': 'foo' is not one of"),
         (["video", "IN"], "Missing argument 'OUT'"),
         (["colourise"], "No such command"),
         (["video", "IN", "OUT", "--no-such-flag"], "--no-such-flag"),
