@@ -49,30 +49,57 @@ def describe(model: ABClassifier, ck: dict, temperature: float) -> tuple[str, in
     )
 
 
+class HintGraph(torch.nn.Module):
+    """The exported graph of a hint-trained MobileStudent: (l (N, 1, H, W), hints (N, 3, H, W))
+    -> (ab (N, 2, H/4, W/4), features (N, 96, H/16, W/16)): the a*b* with the hints applied
+    and the encoder's stride-16 features, which do not depend on the hints (what pinned hints
+    and reference photos are matched with, streamcolor/hints_video.py)."""
+
+    def __init__(self, student: torch.nn.Module):
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: torch.Tensor, hints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.student.features(x)
+        return self.student.annealed_mean(self.student.decode(e, hints)), e[16]
+
+
+def _random_hints(shape: tuple[int, ...]) -> torch.Tensor:
+    n, _, h, w = shape
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(n, 1, h, w, generator=g) < 0.01).float()
+    return torch.cat([(torch.rand(n, 2, h, w, generator=g) * 2 - 1) * mask, mask], dim=1)
+
+
 def export(
     model: torch.nn.Module, out: Path, fixed: tuple[int, int] | None, opset: int = 17, multiple: int = 32
 ) -> float:
     """Write the ONNX file; return the max |output| difference between onnxruntime and PyTorch
-    (checked at the export size and, for a dynamic graph, two more sizes and batch 2)."""
+    (checked at the export size and, for a dynamic graph, two more sizes and batch 2).
+    A hint-trained student is exported as HintGraph (two inputs, two outputs)."""
     m = multiple
     sizes = [(192, 352), (224, 416), (160, 160)] if m <= 32 else [(m, 2 * m), (2 * m, 2 * m), (m, m)]
     h, w = fixed or sizes[0]
     x = torch.randn(1, 1, h, w)
+    hinted = getattr(model, "hints", False)
+    graph = HintGraph(model).eval() if hinted else model
+    inputs, outputs = (["l", "hints"], ["ab", "features"]) if hinted else (["l"], ["ab"])
     dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
+    if hinted and dyn:
+        dyn.update({"hints": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "h16", 3: "w16"}})
+    args = (x, _random_hints(x.shape)) if hinted else x
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        model, x, str(out), input_names=["l"], output_names=["ab"], opset_version=opset, dynamic_axes=dyn, dynamo=False
+        graph,
+        args,
+        str(out),
+        input_names=inputs,
+        output_names=outputs,
+        opset_version=opset,
+        dynamic_axes=dyn,
+        dynamo=False,
     )
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    others = [(2, 1, *sizes[1]), (1, 1, *sizes[2])]
-    for shape in [(1, 1, h, w)] + ([] if fixed else others):
-        xt = torch.rand(*shape) * 2 - 1
-        with torch.no_grad():
-            ref = model(xt).numpy()
-        got = sess.run(None, {"l": xt.numpy()})[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-    return worst
+    return compare_onnx(model, out, [(1, 1, h, w)] + ([] if fixed else [(2, 1, *sizes[1]), (1, 1, *sizes[2])]))
 
 
 def store_weights_fp16(path: Path, min_size: int = 256, keep_fp32: tuple[str, ...] = ("head.",)) -> None:
@@ -103,15 +130,21 @@ def store_weights_fp16(path: Path, min_size: int = 256, keep_fp32: tuple[str, ..
     onnx.save(m, str(path))
 
 
-def compare_onnx(model: torch.nn.Module, path: Path) -> float:
-    """Max |ONNX Runtime - PyTorch| a*b* on random inputs at two sizes."""
+def compare_onnx(model: torch.nn.Module, path: Path, shapes: list[tuple[int, ...]] | None = None) -> float:
+    """Max |ONNX Runtime - PyTorch| of every output on random inputs (and random hints)."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    hinted = getattr(model, "hints", False)
     worst = 0.0
-    for shape in [(1, 1, 160, 288), (2, 1, 192, 192)]:
+    for shape in shapes or [(1, 1, 160, 288), (2, 1, 192, 192)]:
         x = torch.rand(*shape) * 2 - 1
         with torch.no_grad():
-            ref = model(x).numpy()
-        worst = max(worst, float(np.abs(ref - sess.run(None, {"l": x.numpy()})[0]).max()))
+            if hinted:
+                hints = _random_hints(shape)
+                refs = [t.numpy() for t in HintGraph(model)(x, hints)]
+                got = sess.run(None, {"l": x.numpy(), "hints": hints.numpy()})
+            else:
+                refs, got = [model(x).numpy()], sess.run(None, {"l": x.numpy()})[:1]
+        worst = max(worst, *(float(np.abs(r - g).max()) for r, g in zip(refs, got)))
     return worst
 
 
@@ -155,6 +188,21 @@ def main(argv: list[str] | None = None) -> None:
             "comment": "x = (L* - l_offset) / l_scale, L* in [0, 100]",
         },
         "output": {"name": "ab", "stride": 4, "ab_scale": 1.0, "comment": "a*b* = y * ab_scale, CIE units"},
+        **(
+            {
+                "hints": {
+                    "input": "hints",
+                    "ab_norm": 110.0,
+                    "features": "features",
+                    "features_stride": 16,
+                    "comment": "hints (N, 3, H, W): a*/110 and b*/110 where a hint is, 0 elsewhere, and the 0/1 mask "
+                    "(Zhang et al. 2017); features (N, C, H/16, W/16): the encoder's, independent of the hints",
+                    "hint_none_share": ck.get("hint_none"),
+                }
+            }
+            if ck.get("hints")
+            else {}
+        ),
         "training": {
             "steps": ck["steps"],
             "seconds": round(ck["seconds"]),

@@ -129,13 +129,10 @@ class MobileNetV2(nn.Module):
             if isinstance(m, ConvAct):
                 m.fold_same_padding()
 
-    def forward_stages(self, x: torch.Tensor, after_stem: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        """(N, C, H, W) -> {stride: features} at strides 2, 4, 8, 16 (and 32). after_stem:
-        (N, 32, H/2, W/2) added to the stem's output (the student's hint channels)."""
+    def forward_stages(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """(N, C, H, W) -> {stride: features} at strides 2, 4, 8, 16 (and 32)."""
         out = {}
         x = self.stem(x)
-        if after_stem is not None:
-            x = x + after_stem
         ends = {v: k for k, v in STAGE_ENDS.items()}
         for i, b in enumerate(self.blocks):
             x = b(x)

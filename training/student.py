@@ -154,9 +154,13 @@ class MobileStudent(ABClassifier):
     conv-BN-ReLU at each scale, nearest upsampling, and the a*b* classification head at
     stride 4 (Zhang et al. 2016).
 
-    hints: also take (N, 3, H, W) user hints (a*b* / 110 and a 0/1 mask, Zhang et al. 2017)
-    through a 3x3 stride-2 convolution added to the stem's output; it starts at zero so a
-    network without hints is unchanged.
+    hints: also take (N, 3, H, W) user hints (Zhang et al. 2017, "Real-Time User-Guided Image
+    Colorization with Learned Deep Priors"): channels a*/110 * mask, b*/110 * mask, mask (0/1).
+    They enter the decoder only, at strides 16, 8 and 4 (each cell: the mean hint colour and
+    whether it holds a hint), through layers that start at zero, so (1) a network without hints
+    is unchanged, (2) the encoder's features do not depend on the hints: one pass gives both the
+    hinted a*b* and the features that pinned hints and reference photos are matched with
+    (`features_out`), and (3) the pretrained encoder can stay fixed while the hints are learned.
     """
 
     def __init__(
@@ -197,11 +201,16 @@ class MobileStudent(ABClassifier):
         self.lat4 = nn.Conv2d(c[4], d4, 1)
         self.d4 = nn.Sequential(_conv(d4, d4), _conv(d4, d4))
         self.head = nn.Conv2d(d4, bins.shape[0], 1)
-        self.hint_conv = None
+        self.hints = bool(hints)
         if hints:
-            self.hint_conv = nn.Conv2d(3, 32, 3, 2, padding=1)
-            nn.init.zeros_(self.hint_conv.weight)
-            nn.init.zeros_(self.hint_conv.bias)
+            self.hint16 = nn.Sequential(
+                nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, d16, 3, padding=2, dilation=2)
+            )
+            self.hint8 = nn.Conv2d(3, d8, 1)
+            self.hint4 = nn.Conv2d(3, d4, 1)
+            for conv in (self.hint16[2], self.hint8, self.hint4):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.head_folded = False
         self.classifier_folded = False
 
@@ -222,31 +231,58 @@ class MobileStudent(ABClassifier):
         self.encoder.classifier = None
         self.classifier_folded = True
 
-    def features(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+    def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """(N, 1, H, W) -> the pretrained encoder's {stride: features}; never depends on hints."""
         from training.mobilenet import l_to_gray_rgb
 
-        extra = self.hint_conv(hints) if self.hint_conv is not None and hints is not None else None
-        return self.encoder.forward_stages(l_to_gray_rgb(x), after_stem=extra)
+        return self.encoder.forward_stages(l_to_gray_rgb(x))
 
-    def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, 1, H, W) -> (N, Q, H/4, W/4) class logits."""
-        e = self.features(x, hints)
+    @staticmethod
+    def hint_grids(hints: torch.Tensor) -> dict[int, torch.Tensor]:
+        """(N, 3, H, W) hints -> {4, 8, 16: (N, 3, H/s, W/s)}: per cell the mean a*b* / 110 of
+        the hints in it (0 where none) and the share of the cell they cover, square-rooted so a
+        one-pixel hint still counts (1/16 of a stride-4 cell -> 0.25)."""
+        out = {}
+        g = hints
+        for s in (4, 8, 16):
+            g = F.avg_pool2d(g, 4 if s == 4 else 2)
+            cover = g[:, 2:3]
+            out[s] = torch.cat([g[:, :2] / (cover + 1e-4), torch.sqrt(cover)], dim=1)
+        return out
+
+    def decode(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder features (features()) and optional hints -> (N, Q, H/4, W/4) class logits."""
+        h = self.hint_grids(hints) if self.hints and hints is not None else None
         if self.stages == 32 and self.classifier_folded:
             pooled = self.encoder.features_conv(e[32]).mean(dim=(2, 3))
             g = self.fuse(pooled)[:, :, None, None]
             d = F.relu(self.lat32(e[32]) + g)
-            d = self.d16(F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16]))
+            d16 = F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16])
         elif self.stages == 32:
             pooled, classes = self.encoder.pooled(e[32])
             g = self.fuse(torch.cat([pooled, classes], dim=1))[:, :, None, None]
             d = F.relu(self.lat32(e[32]) + g)
-            d = self.d16(F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16]))
+            d16 = F.interpolate(d, scale_factor=2.0, mode="nearest") + self.lat16(e[16])
         else:
             g = self.fuse(e[16].mean(dim=(2, 3)))[:, :, None, None]
-            d = self.d16(F.relu(self.lat16(e[16]) + g))
-        d = self.d8(F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8]))
-        d = self.d4(F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4]))
-        return self.head(d)
+            d16 = self.lat16(e[16]) + g
+            if h is None:
+                d16 = F.relu(d16)
+        if h is not None:
+            d16 = F.relu(d16 + self.hint16(h[16])) if self.stages == 16 else d16 + self.hint16(h[16])
+        d = self.d16(d16)
+        d8 = F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8])
+        if h is not None:
+            d8 = d8 + self.hint8(h[8])
+        d = self.d8(d8)
+        d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
+        if h is not None:
+            d4 = d4 + self.hint4(h[4])
+        return self.head(self.d4(d4))
+
+    def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, H, W) and optional (N, 3, H, W) hints -> (N, Q, H/4, W/4) class logits."""
+        return self.decode(self.features(x), hints)
 
     def forward(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         return self.annealed_mean(self.logits(x, hints))

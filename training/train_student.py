@@ -73,24 +73,87 @@ def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator, degra
     return x, ab
 
 
+def batch_lab_hints(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator, degrade: float = 0.0, **hint_args):
+    """batch_lab and, from the same clean crops, simulated hints (simulate_hints)."""
+    lab = lab_crops(imgs, n, crop, gen)
+    lum = degrade_l(lab[:, :1], gen, p=degrade) if degrade > 0 else lab[:, :1]
+    return (lum - 50.0) / 50.0, F.avg_pool2d(lab[:, 1:], 4), simulate_hints(lab[:, 1:], gen, **hint_args)
+
+
+def simulate_hints(
+    ab: torch.Tensor,
+    gen: torch.Generator,
+    p_none: float = 0.5,
+    p_geometric: float = 0.125,
+    max_points: int = 50,
+    max_patch: int = 5,
+) -> torch.Tensor:
+    """User hints drawn from the truth, as Zhang et al. 2017 (sec. 3.3) simulate them for training.
+
+    ab: (N, 2, H, W) float32 true a*b*. Each photo has no hint with probability p_none, else a
+    number of points drawn from a geometric distribution (p_geometric: mean 8, at most
+    max_points); each point is a square patch of uniform random side 1..max_patch pixels at a
+    uniform random place, coloured with the truth's mean a*b* over the patch (overlaps: their
+    mean). So most batches hold photos with few hints and many with none, and the automatic
+    result keeps being trained.
+    returns (N, 3, H, W) float32: a*/110 * mask, b*/110 * mask, mask.
+    """
+    n, _, h, w = ab.shape
+    dev = ab.device
+    u = torch.rand(n, generator=gen)
+    count = (torch.log(torch.rand(n, generator=gen)) / math.log(1 - p_geometric)).floor().long() + 1
+    count = torch.where(u < p_none, torch.zeros_like(count), count.clamp(max=max_points))
+    p = int(count.max())
+    out = torch.zeros(n, 3, h, w, device=dev)
+    if p == 0:
+        return out
+    size = torch.randint(1, max_patch + 1, (n, p), generator=gen)
+    y0 = (torch.rand(n, p, generator=gen) * (h - size + 1)).floor().long()
+    x0 = (torch.rand(n, p, generator=gen) * (w - size + 1)).floor().long()
+    live = torch.arange(p)[None, :] < count[:, None]
+    yy, xx = torch.arange(h)[None, None, :, None], torch.arange(w)[None, None, None, :]
+    inside = (
+        (
+            (yy >= y0[..., None, None])
+            & (yy < (y0 + size)[..., None, None])
+            & (xx >= x0[..., None, None])
+            & (xx < (x0 + size)[..., None, None])
+            & live[..., None, None]
+        )
+        .float()
+        .to(dev)
+    )  # (n, p, h, w)
+    area = inside.sum(dim=(2, 3)).clamp(min=1.0)
+    colour = torch.einsum("nphw,nchw->npc", inside, ab.float()) / area[..., None]  # (n, p, 2)
+    cover = inside.sum(dim=1)  # (n, h, w)
+    mask = (cover > 0).float()
+    ab_map = torch.einsum("nphw,npc->nchw", inside, colour) / cover.clamp(min=1.0)[:, None]
+    out[:, :2] = ab_map / 110.0 * mask[:, None]
+    out[:, 2] = mask
+    return out
+
+
 def parse_variants(spec: str) -> list[dict]:
     """'w24a0.5,w16a1d5p0.1k0.3t1i,m32a0.5' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
     'distill': None, 'teacher': 0, 'init': False, 'arch': 'unet'}, ...]
     w: width of the strided U-Net, or m: the MobileNetV2 student with encoder stages 16 or 32
     (needs --backbone), a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
     teacher's targets for this variant (default: --distill), t: which --teacher (0-based,
-    default the first), i: start from --init."""
+    default the first), i: start from --init, h: with user-hint inputs (m only, Zhang et al. 2017;
+    hints simulated from the truth, see simulate_hints)."""
     import re
 
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?", item)
+        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?(h)?", item)
         if not m:
             raise SystemExit(f"bad variant '{item}': expected like w16a0.5, m32a0.5 or w24a0.75d5p0.1k0.3t1i")
         arch = "mobile" if m[1] == "m" else "unet"
         if arch == "mobile" and int(m[2]) not in (16, 32):
             raise SystemExit(f"bad variant '{item}': the MobileNetV2 student's stages are m16 or m32")
+        if m[9] and arch != "mobile":
+            raise SystemExit(f"bad variant '{item}': hints (h) are for the MobileNetV2 student (m)")
         m = (None, *m.groups()[1:])  # keep the group numbers below
         out.append(
             {
@@ -103,6 +166,7 @@ def parse_variants(spec: str) -> list[dict]:
                 "distill": float(m[5]) if m[5] else None,
                 "teacher": int(m[6] or 0),
                 "init": bool(m[7]),
+                "hints": bool(m[8]),
             }
         )
     return out
@@ -143,8 +207,11 @@ def main(argv: list[str] | None = None) -> None:
         "--freeze-stride",
         type=int,
         default=0,
-        help="m variants: keep the pretrained encoder's layers up to this stride (2, 4, 8) fixed",
+        help="m variants: keep the pretrained encoder's layers up to this stride (2, 4, 8) fixed; "
+        "16 or 32 (the variant's stages): the whole encoder, computed once for all variants "
+        "(all must start from --init)",
     )
+    ap.add_argument("--hint-none", type=float, default=0.5, help="h variants: share of photos without hints")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     ap.add_argument("--val-minutes", type=float, default=0.75, help="validation cross-entropy this often")
     ap.add_argument("--save-minutes", type=float, default=10.0, help="write a resumable checkpoint this often")
@@ -214,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     models, opts, weights = [], [], []
     for v in variants:
         if v["arch"] == "mobile":
-            m = MobileStudent(bins, stages=v["width"], decoder=decoder, weights=a.backbone)
+            m = MobileStudent(bins, stages=v["width"], decoder=decoder, weights=a.backbone, hints=v["hints"])
         else:
             m = StudentUNet(bins, width=v["width"], depth=v["depth"], dropout=v["dropout"])
         if v["init"]:
@@ -222,14 +289,16 @@ def main(argv: list[str] | None = None) -> None:
             want = (v["arch"], v["width"], v["depth"] if v["arch"] == "unet" else init.get("depth", 4))
             if got != want:
                 raise SystemExit(f"--init is {got[0]} width {got[1]} depth {got[2]}, not {v['name']}")
-            m.load_state_dict(init["state_dict"])
+            missing, unexpected = m.load_state_dict(init["state_dict"], strict=False)
+            if unexpected or any(not k.startswith("hint") for k in missing):
+                raise SystemExit(f"--init does not fit {v['name']}: missing {missing}, unexpected {unexpected}")
         m = m.to(dev).to(memory_format=torch.channels_last)
         models.append(m)
         if v["arch"] == "mobile" and a.freeze_stride:  # fixed early layers: no backward through them
             from training.mobilenet import STAGE_ENDS
 
-            if a.freeze_stride not in (2, 4, 8):
-                raise SystemExit(f"--freeze-stride must be 2, 4 or 8, got {a.freeze_stride}")
+            if a.freeze_stride not in (2, 4, 8, v["width"]):
+                raise SystemExit(f"--freeze-stride must be 2, 4, 8 or the variant's stages, got {a.freeze_stride}")
             for mod in [m.encoder.stem, *m.encoder.blocks[: STAGE_ENDS[a.freeze_stride] + 1]]:
                 mod.requires_grad_(False)
         if v["arch"] == "mobile":  # the pretrained encoder moves slower than the new decoder
@@ -242,18 +311,25 @@ def main(argv: list[str] | None = None) -> None:
             groups = [{"params": list(m.parameters()), "lr_scale": 1.0}]
         opts.append(torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4))
         weights.append(rebalance_weights(prior, bins, v["alpha"]))
+    # the whole encoder fixed and the same in every variant: computed once per batch
+    shared_encoder = a.freeze_stride in (16, 32) and all(
+        v["arch"] == "mobile" and v["init"] and v["width"] == a.freeze_stride for v in variants
+    )
+    if a.freeze_stride in (16, 32) and not shared_encoder:
+        raise SystemExit("--freeze-stride 16/32 fixes the whole encoder: every variant must be that m variant with i")
+    any_hints = any(v["hints"] for v in variants)
     a.out.mkdir(parents=True, exist_ok=True)
     amp = dev.type == "cuda"
     gen_val = torch.Generator().manual_seed(123)
     with torch.no_grad():
-        xv, abv = batch_lab(val, min(512, len(val)), a.crop, gen_val)
+        xv, abv, hv = batch_lab_hints(val, min(512, len(val)), a.crop, gen_val, p_none=0.0)
         tv, nv = soft_targets(abv, bins)
     xv = xv.contiguous(memory_format=torch.channels_last)
 
-    def val_ce(m: StudentUNet) -> float:
+    def val_ce(m: StudentUNet, hints: torch.Tensor | None = None) -> float:
         m.eval()
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits = m.logits(xv)
+            logits = m.logits(xv, hints) if hints is not None else m.logits(xv)
         m.train()
         return float((-(tv * F.log_softmax(logits.float(), 1)).sum(1)).mean())
 
@@ -300,16 +376,23 @@ def main(argv: list[str] | None = None) -> None:
             break
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
-            x, ab = batch_lab(imgs, a.batch, a.crop, gen, a.degrade)
+            if any_hints:
+                x, ab, hints = batch_lab_hints(imgs, a.batch, a.crop, gen, a.degrade, p_none=a.hint_none)
+            else:
+                x, ab = batch_lab(imgs, a.batch, a.crop, gen, a.degrade)
             t_truth, t_teacher, nearest = targets(x, ab)
         x = x.contiguous(memory_format=torch.channels_last)
+        if shared_encoder:
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                e = models[0].features(x)
         for i, (v, m, opt, w) in enumerate(zip(variants, models, opts, weights)):
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"] * (a.init_lr_scale if v["init"] else 1.0)
             k = v["distill"]
             target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher[v["teacher"]]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits = m.logits(x)
+                h = hints if v["hints"] else None
+                logits = m.decode(e, h) if shared_encoder else m.logits(x, h) if v["hints"] else m.logits(x)
             logp = F.log_softmax(logits.float(), dim=1)
             loss = (-(target * logp).sum(1) * w[nearest]).mean()
             opt.zero_grad(set_to_none=True)
@@ -325,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         if time.time() - last_val > a.val_minutes * 60:
             last_val = time.time()
             ces = {v["name"]: round(val_ce(m), 4) for v, m in zip(variants, models)}
+            ces.update({v["name"] + "+hints": round(val_ce(m, hv), 4) for v, m in zip(variants, models) if v["hints"]})
             history.append({"step": step, "seconds": round(last_val - start), "val_ce": ces})
             print(f"val ce at step {step}: {ces}", flush=True)
         if time.time() - last_save > a.save_minutes * 60:
@@ -367,6 +451,8 @@ def main(argv: list[str] | None = None) -> None:
                 "arch": v["arch"],
                 "stages": v["width"] if v["arch"] == "mobile" else None,
                 "decoder": list(decoder) if v["arch"] == "mobile" else None,
+                "hints": v["hints"],
+                "hint_none": a.hint_none if v["hints"] else None,
                 "backbone": getattr(m, "provenance", None),
                 "degrade": a.degrade,
                 "freeze_stride": a.freeze_stride,
@@ -394,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
             "teacher": str(a.teacher[v["teacher"]]) if v["distill"] > 0 else None,
             "init": v["init"],
             "val_ce": ce,
+            "val_ce_with_hints": val_ce(m, hv) if v["hints"] else None,
             "by_temperature": by_t,
             "params": sum(p.numel() for p in m.parameters()),
         }
