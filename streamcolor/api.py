@@ -18,8 +18,9 @@ from streamcolor.colorizer import Colorizer
 from streamcolor.deflicker import deflicker_items
 from streamcolor.engines.registry import create_engine
 from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.hints import HintFile
 from streamcolor.memory import keep_frame_buffers
-from streamcolor.model import DEFAULT_MODEL, load_card
+from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
 from streamcolor.source import VideoSource
@@ -30,7 +31,7 @@ from streamcolor.temporal import MODES as TEMPORAL_MODES
 class ColorizeConfig:
     """Resolved once from flags and the model card; each component gets its own part."""
 
-    model: Path = DEFAULT_MODEL
+    model: Path | None = None  # None: DEFAULT_MODEL, or HINTS_MODEL when there are hints
     backend: str = "auto"
     temporal: str = "bidirectional"  # measured best for files (benchmarks/temporal_quality.py)
     # Network on every n-th frame, colour carried along the flow in between. None: 2 with
@@ -41,8 +42,13 @@ class ColorizeConfig:
     threads: int | None = None  # inference threads; None = all cores
     precision: str | None = None  # None: the backend's default (fp16 on GPUs, fp32 for ONNX Runtime)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    # user hints and reference photos (streamcolor/hints.py); they need a hint model, which
+    # the default model is then swapped for (streamcolor/models/student_hints.onnx)
+    hints: HintFile | None = None
 
     def __post_init__(self) -> None:
+        if self.model is None:
+            object.__setattr__(self, "model", HINTS_MODEL if self.hints else DEFAULT_MODEL)
         if self.temporal not in TEMPORAL_MODES:
             raise ConfigError(f"unknown temporal mode '{self.temporal}'; choose one of: {', '.join(TEMPORAL_MODES)}")
         if self.keyframe_interval is None:
@@ -80,8 +86,10 @@ def make_colorizer(cfg: ColorizeConfig) -> Colorizer:
     """The engine cfg asks for, wrapped in the Colorizer that suits it: frames stay on the
     GPU with the PyTorch and TensorRT engines, on the CPU with ONNX Runtime."""
     card = load_card(cfg.model)
+    if getattr(cfg, "hints", None) and not card.hints:
+        raise ConfigError(f"model {Path(cfg.model).name} takes no hints; leave out --model to use the hint model")
     engine = create_engine(cfg.backend, card, cfg.threads, getattr(cfg, "precision", None))
-    if hasattr(engine, "run_tensor"):
+    if hasattr(engine, "run_tensor") and not card.hints:  # hint models: frames on the CPU
         from streamcolor.engines.gpu_frames import TorchColorizer
 
         return TorchColorizer(engine, card)
@@ -131,10 +139,31 @@ def colorize_video(
             items = timed(source.items(reencode), times, "decode")
             return deflicker_items(items) if cfg.deflicker else items
 
+        tracker = None
+        if cfg.hints:
+            from streamcolor.hints_video import HintTracker
+
+            tracker = HintTracker(cfg.hints, colorizer, info.width, info.height, info.full_range)
+            if cfg.temporal == "bidirectional" and not is_url:  # hints also reach back to their shot's start
+                from streamcolor.hints_video import backward_positions
+
+                rate = float(info.average_rate or 25)
+                with VideoSource(src, stream=stream, carry_streams=False) as again:
+                    tracker.carry_back(
+                        backward_positions(
+                            (f for f in again.items() if hasattr(f, "y8")),
+                            lambda f: float(f.pts * info.time_base) if f.pts is not None else f.index / rate,
+                            cfg.hints,
+                            colorizer,
+                            info.full_range,
+                        )
+                    )
         decoded = Stage("decode", decode, None, maxsize=16)
         colored = Stage(
             "colorize",
-            lambda up: colorize_items(up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval),
+            lambda up: colorize_items(
+                up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval, tracker=tracker
+            ),
             decoded,
             maxsize=16,
         )
@@ -182,11 +211,13 @@ _METADATA = {".png", ".jpg", ".jpeg", ".webp"}
 _WITH_METADATA = hasattr(cv2, "imdecodeWithMetadata")
 
 
-def colorize_photo(img: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+def colorize_photo(img: np.ndarray, colorizer: Colorizer, hints: HintFile | None = None) -> np.ndarray:
     """A decoded photo, as OpenCV gives it: (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA,
     uint8 or uint16 -> the same layout in colour (gray -> BGR, gray+alpha -> BGRA), the
     same depth. Colour goes into the colour channels only: alpha is copied untouched, and
-    a 16-bit photo's L* is its own 16-bit lightness, not the 8 bits the network sees."""
+    a 16-bit photo's L* is its own 16-bit lightness, not the 8 bits the network sees.
+    hints: user hints and reference photos (streamcolor/hints.py; times are ignored, every
+    hint applies); the colorizer must then run a hint model."""
     top = 65535.0 if img.dtype == np.uint16 else 255.0
     alpha = img[..., 3] if img.ndim == 3 and img.shape[2] == 4 else None
     if img.ndim == 2:
@@ -194,7 +225,12 @@ def colorize_photo(img: np.ndarray, colorizer: Colorizer) -> np.ndarray:
     else:
         gray = color.rgb_to_gray(img[..., 2::-1].astype(np.float32) / top)
     y8 = (gray * 255.0 + 0.5).astype(np.uint8)
-    lab = colorizer.colorize_lab(y8, full_range=True)
+    if hints:
+        from streamcolor.hints_video import colorize_with_hints
+
+        lab = colorizer._lab_at(y8, colorize_with_hints(y8, colorizer, hints, True), y8.shape, True)
+    else:
+        lab = colorizer.colorize_lab(y8, full_range=True)
     if img.dtype == np.uint16:
         lab[..., 0] = color.gray_to_lightness(gray)
     rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
@@ -202,7 +238,9 @@ def colorize_photo(img: np.ndarray, colorizer: Colorizer) -> np.ndarray:
     return out if alpha is None else np.dstack([out, alpha])
 
 
-def colorize_image_file(src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print) -> None:
+def colorize_image_file(
+    src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print, hints: HintFile | None = None
+) -> None:
     """src -> out in colour, keeping alpha, 16 bits and EXIF/XMP where out's format holds
     them; one warning per thing dropped."""
     data = np.fromfile(src, np.uint8)
@@ -218,7 +256,7 @@ def colorize_image_file(src: Path, out: Path, colorizer: Colorizer, warn: Callab
     ext = out.suffix.lower()
     if ext not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    result = colorize_photo(img, colorizer)
+    result = colorize_photo(img, colorizer, hints)
     if result.dtype == np.uint16 and ext not in _DEEP:
         warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
         result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
@@ -316,7 +354,7 @@ def colorize_images(
     try:
         for f, target in pairs:
             try:
-                colorize_image_file(f, target, colorizer, warn)
+                colorize_image_file(f, target, colorizer, warn, cfg.hints)
                 written.append(target)
             except InputError as e:
                 if len(pairs) == 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from streamcolor import color
 from streamcolor.engines.registry import Engine
+from streamcolor.errors import ConfigError
 from streamcolor.model import ModelCard
 
 
@@ -105,12 +106,36 @@ class Colorizer:
         small = cv2.resize(y8, (w, h), interpolation=cv2.INTER_AREA)
         return cv2.LUT(small, self._luts(full_range)[0])[None]
 
-    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """list of (1, h, w) inputs of one shape -> list of (h/stride, w/stride, 2) a*b*."""
+    def predict(self, inputs: list[np.ndarray], hints: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """list of (1, h, w) inputs of one shape -> list of (h/stride, w/stride, 2) a*b*.
+        hints: per input, (3, h, w) hint planes (streamcolor/hints.py) or None; a hint model only."""
+        if hints is not None and any(h is not None for h in hints):
+            return self.predict_features(inputs, hints)[0]
         out = self.engine.run(np.stack(inputs))
+        return self._ab_list(out)
+
+    def _ab_list(self, out: np.ndarray) -> list[np.ndarray]:
         if self.card.ab_scale != 1.0:
             out = out * self.card.ab_scale
         return [np.ascontiguousarray(o.transpose(1, 2, 0)) for o in out]
+
+    def predict_features(
+        self, inputs: list[np.ndarray], hints: list[np.ndarray | None] | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """A hint model: -> (a*b* list as predict(), features list: (h/16, w/16, C) float32 unit
+        vectors per cell, the encoder's features that never depend on the hints)."""
+        if not self.card.hints:
+            raise ConfigError(
+                f"model {self.card.path.name} takes no hints; hints and reference photos need a hint model "
+                "(streamcolor/models/student_hints.onnx)"
+            )
+        x = np.stack(inputs)
+        zero = np.zeros((3, *x.shape[2:]), np.float32)
+        h = None if hints is None else np.stack([zero if p is None else p for p in hints])
+        ab, feats = self.engine.run_features(x, h)
+        feats = feats.transpose(0, 2, 3, 1)
+        feats = feats / np.maximum(np.linalg.norm(feats, axis=3, keepdims=True), 1e-6)
+        return self._ab_list(ab), [np.ascontiguousarray(f, dtype=np.float32) for f in feats]
 
     def output_grid(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the network's a*b* output for a frame of `shape` (H, W)."""

@@ -9,6 +9,8 @@ from pathlib import Path
 from streamcolor.errors import ConfigError
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "student.onnx"
+# the hint-trained student: what --hints and --reference use unless --model names another
+HINTS_MODEL = Path(__file__).resolve().parent / "models" / "student_hints.onnx"
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class ModelCard:
 
     Network input  x: (N, 1, h, w) float32, x = (L* - l_offset) / l_scale.
     Network output y: (N, 2, h / stride, w / stride) float32, a*b* = y * ab_scale.
+    hints: the model also takes (N, 3, h, w) user hints (streamcolor/hints.py) and returns,
+    second, (N, C, h / features_stride, w / features_stride) encoder features.
     """
 
     path: Path
@@ -29,6 +33,8 @@ class ModelCard:
     stride: int
     ab_scale: float
     raw: dict
+    hints: bool = False
+    features_stride: int = 16
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for a frame of (height, width): short side scaled to
@@ -63,6 +69,8 @@ def load_card(model_path: Path) -> ModelCard:
             stride=int(out["stride"]),
             ab_scale=float(out["ab_scale"]),
             raw=raw,
+            hints=bool(raw.get("hints")),
+            features_stride=int((raw.get("hints") or {}).get("features_stride", 16)),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"model card {card_path} is not valid: {e!r}") from None

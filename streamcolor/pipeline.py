@@ -20,6 +20,7 @@ import numpy as np
 
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError
+from streamcolor.hints_video import HintTracker
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
@@ -124,11 +125,21 @@ class FrameSequencer:
         times: StageTimes | None = None,
         temporal_cfg: TemporalConfig | None = None,
         first_index: int = 0,
+        tracker: HintTracker | None = None,
+        seconds_of: Callable[[object], float] | None = None,
     ):
         """first_index: the index of the first frame pushed, when a run starts mid-film
-        (shots.py): key frames stay where a run from the start puts them."""
+        (shots.py): key frames stay where a run from the start puts them.
+        tracker: user hints and reference photos (streamcolor/hints_video.py), for a hint
+        model; every frame then runs the network (the hints change from frame to frame), one
+        at a time (each frame's features place the next frame's reference hints).
+        seconds_of: item -> its time in seconds (when the hints start and end)."""
         if keyframe_interval > 1 and temporal == "off":
             raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
+        self.tracker = tracker
+        self.seconds_of = seconds_of or (lambda item: 0.0)
+        if tracker is not None:
+            keyframe_interval, batch = 1, 1
         self.colorizer = colorizer
         self.full_range = full_range
         self.temporal = temporal
@@ -166,7 +177,22 @@ class FrameSequencer:
             self.times.temporal += time.perf_counter() - t0
         return done
 
+    def _predict_hinted(self, item: object, y8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame through the tracker and the hint model: -> (a*b*, its L* guide)."""
+        t0 = time.perf_counter()
+        x = self.colorizer.network_input(y8, self.full_range)
+        l_lo = self.colorizer.guide_lo(y8, self.colorizer.output_grid(y8.shape), self.full_range)
+        planes = self.tracker.planes(self.count - len(self.waiting), self.seconds_of(item), y8, l_lo, x)
+        ab, feats = self.colorizer.predict_features([x], [planes])
+        ab = self.tracker.refine(ab[0], l_lo, feats[0])
+        self.tracker.observe(feats[0])
+        self.times.model += time.perf_counter() - t0
+        self.network_runs += 1
+        return ab, l_lo
+
     def _run(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
+        if self.tracker is not None:
+            return self._run_hinted()
         keys = [y8 for _, y8, k in self.waiting if k]
         preds = iter(self._predict(keys)) if keys else iter(())
         done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
@@ -189,6 +215,21 @@ class FrameSequencer:
         self.waiting.clear()
         return done
 
+    def _run_hinted(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
+        done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
+        for item, y8, _ in self.waiting:
+            pred, l_lo = self._predict_hinted(item, y8)
+            t0 = time.perf_counter()
+            if self.causal is not None:
+                done.append((item, self.causal(l_lo, pred), l_lo))
+            elif self.smoother is not None:
+                done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
+            else:
+                done.append((item, pred, l_lo))
+            self.times.temporal += time.perf_counter() - t0
+        self.waiting.clear()
+        return done
+
 
 def colorize_items(
     items: Iterable,
@@ -199,8 +240,10 @@ def colorize_items(
     temporal: str = "off",
     keyframe_interval: int = 1,
     first_index: int = 0,
+    tracker: HintTracker | None = None,
 ) -> Iterator:
-    """Colorize GrayFrames; other items pass through in their place.
+    """Colorize GrayFrames; other items pass through in their place. tracker: user hints and
+    reference photos (FrameSequencer).
 
     A frame leaves once its a*b* is final (with the bidirectional filter, once its
     look-ahead frames have been seen); items behind it wait, so output order is input order."""
@@ -209,7 +252,22 @@ def colorize_items(
     cv2.setNumThreads(1)
     pending: deque = deque()  # every item, in order, until it can leave
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
-    seq = FrameSequencer(colorizer, info.full_range, temporal, keyframe_interval, batch, times, first_index=first_index)
+    rate = float(info.average_rate or 25)
+
+    def seconds_of(f: GrayFrame) -> float:
+        return float(f.pts * info.time_base) if f.pts is not None and info.time_base else f.index / rate
+
+    seq = FrameSequencer(
+        colorizer,
+        info.full_range,
+        temporal,
+        keyframe_interval,
+        batch,
+        times,
+        first_index=first_index,
+        tracker=tracker,
+        seconds_of=seconds_of,
+    )
 
     def release(ready: list[tuple[GrayFrame, np.ndarray, np.ndarray | None]]) -> Iterator:
         t0 = time.perf_counter()

@@ -39,7 +39,23 @@ class OnnxEngine:
         except Exception as e:  # onnxruntime raises its own untyped errors for bad files
             raise ConfigError(f"cannot load model {card.path}: {str(e).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.hints = card.hints
         self.provider = self.session.get_providers()[0]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    def run(self, x: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """hints: (N, 3, h, w) for a hint model (zeros when None: no hints)."""
+        if not self.hints:
+            if hints is not None:
+                raise ConfigError("this model takes no hints (its card has no 'hints' entry)")
+            return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return self.run_features(x, hints)[0]
+
+    def run_features(self, x: np.ndarray, hints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A hint model: -> (ab (N, 2, h/4, w/4), features (N, C, h/16, w/16)), float32."""
+        if not self.hints:
+            raise ConfigError("this model has no hint inputs; hints and reference photos need one (student_hints.onnx)")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if hints is None:
+            hints = np.zeros((x.shape[0], 3, *x.shape[2:]), np.float32)
+        ab, feats = self.session.run(None, {"l": x, "hints": np.ascontiguousarray(hints, dtype=np.float32)})
+        return ab, feats

@@ -151,11 +151,17 @@ OPS = {
     "Unsqueeze": _unsqueeze,
     "Gemm": _gemm,
     "Flatten": lambda env, ins, a: env[ins[0]].flatten(a.get("axis", 1)),
+    # the hint-trained student's hint grids
+    "AveragePool": lambda env, ins, a: F.avg_pool2d(
+        env[ins[0]], a["kernel_shape"], a.get("strides", a["kernel_shape"]), ceil_mode=bool(a.get("ceil_mode", 0))
+    ),
+    "Sqrt": lambda env, ins, a: torch.sqrt(env[ins[0]]),
 }
 
 
 class OnnxModule(torch.nn.Module):
-    """forward(x: (N, 1, h, w)) -> the graph's first output, computed with torch ops."""
+    """forward(x: (N, 1, h, w)) -> the graph's first output, computed with torch ops;
+    forward_all(x, hints) -> every output, for a hint model (inputs l and hints)."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -177,7 +183,9 @@ class OnnxModule(torch.nn.Module):
                 "use --backend onnx or tensorrt"
             )
         self.input_name = g.input[0].name
+        self.input_names = [i.name for i in g.input if i.name not in {t.name for t in g.initializer}]
         self.output_name = g.output[0].name
+        self.output_names = [o.name for o in g.output]
         self.nodes = []
         consts: dict[str, torch.Tensor] = {t.name: _const(t) for t in g.initializer}
         for n in g.node:
@@ -200,8 +208,13 @@ class OnnxModule(torch.nn.Module):
 
         self.fp32_from = fp32_tail_start([(op, ins, out) for op, ins, out, _ in self.nodes])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_all(x, hints)[0]
+
+    def forward_all(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> list[torch.Tensor]:
         env: dict = {self.input_name: x, **self.lists}
+        if len(self.input_names) > 1:  # a hint model: no hints is all-zero hints
+            env[self.input_names[1]] = hints if hints is not None else x.new_zeros((x.shape[0], 3, *x.shape[2:]))
         for name, buf in self.buffers_by_name.items():
             env[name] = getattr(self, buf)
         for i, (op, ins, out, a) in enumerate(self.nodes):
@@ -211,7 +224,7 @@ class OnnxModule(torch.nn.Module):
                     if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
                         env[k] = v.float()
             env[out] = OPS[op](env, ins, a)
-        return env[self.output_name].float()
+        return [env[name].float() for name in self.output_names]
 
 
 def fp32_tail_start(nodes: list[tuple[str, list[str], str]]) -> int:

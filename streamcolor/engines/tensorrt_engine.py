@@ -132,6 +132,10 @@ class TensorRTEngine:
     ):
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+        if card.hints:
+            raise NotAvailableError(
+                f"{card.path.name} takes hints: hints and reference photos run on --backend onnx or torch"
+            )
         self.trt = import_tensorrt()
         self.torch = import_torch()
         if not self.torch.cuda.is_available():

@@ -97,5 +97,23 @@ class TorchEngine:
             # float() copies out of a CUDA graph's static output before the next replay reuses it
             return self.fn(x)[:n].float()
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        if hints is not None:
+            return self.run_features(x, hints)[0]
         return self.run_tensor(self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
+
+    def run_features(self, x: np.ndarray, hints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A hint model (streamcolor/hints.py): -> (ab, features) float32 numpy. Not compiled:
+        hints and reference photos run the module as it is."""
+        torch = self.torch
+        if len(self.module.input_names) < 2:
+            raise ConfigError("this model has no hint inputs; hints and reference photos need one (student_hints.onnx)")
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device, self.dtype)
+        ht = (
+            None
+            if hints is None
+            else torch.from_numpy(np.ascontiguousarray(hints, dtype=np.float32)).to(self.device, self.dtype)
+        )
+        with torch.inference_mode():
+            ab, feats = self.module.forward_all(xt.contiguous(memory_format=torch.channels_last), ht)[:2]
+        return ab.cpu().numpy(), feats.cpu().numpy()

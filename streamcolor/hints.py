@@ -1,0 +1,413 @@
+"""User colour hints and reference photos: the hints file, and hints as network input.
+
+A hint says "this point was this colour" (Zhang et al. 2017, "Real-Time User-Guided Image
+Colorization with Learned Deep Priors"). The hint-trained student (a model whose card says
+`"hints": true`) takes, beside L*, three planes at its input size: a*/110 and b*/110 where
+a hint is (0 elsewhere) and a 0/1 mask of where the hints are; it spreads each hint over
+its object. The hints file (TOML, read with the standard library's tomllib):
+
+    # every [[hint]]: where, what colour, from when, until when
+    [[hint]]
+    time = 12.5            # seconds from the start (or  frame = 300); default 0
+    at = [0.42, 0.30]      # x, y as fractions of the width and height (or  pixel = [512, 300])
+    color = "#b22222"      # '#rrggbb' or a CSS colour name ("firebrick")
+    radius = 4             # pixels of the frame; default 1 % of the short side
+    until = "cut"          # "cut" (default: to the next scene cut), "pin" (the whole film:
+                           # found again in later shots), or a time in seconds
+
+    [[reference]]          # a colour photo whose colours become hints
+    path = "flag.jpg"      # relative to the hints file
+    from = 0.0             # optional time range (seconds); default: the whole input
+    to = 30.0
+
+Errors name the file, the line and the field, in one line (ConfigError).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcolor.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, from PyPI
+    import tomli as tomllib
+
+UNTIL_CUT, UNTIL_PIN = "cut", "pin"
+AB_NORM = 110.0  # hint planes hold a*b* / AB_NORM, as the student was trained
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One user hint.
+
+    x, y:    position; fractions of the width and height in [0, 1] when `pixels` is False,
+             else pixels of the frame (x right, y down, 0-based).
+    rgb:     (3,) sRGB 0..255 of the colour the user gave.
+    time:    seconds from the input's start when the hint starts (frame: a frame index
+             instead; one of them is None).
+    radius:  pixels of the frame, or None for 1 % of the short side.
+    until:   'cut', 'pin', or a time in seconds when it ends.
+    line:    the hints file's line of this [[hint]] (0 for hints made in code).
+    """
+
+    x: float
+    y: float
+    rgb: tuple[int, int, int]
+    time: float | None = 0.0
+    frame: int | None = None
+    radius: float | None = None
+    until: str | float = UNTIL_CUT
+    pixels: bool = False
+    line: int = 0
+
+    def position(self, width: int, height: int) -> tuple[float, float]:
+        """-> (x, y) as fractions of the frame."""
+        if self.pixels:
+            return (self.x + 0.5) / width, (self.y + 0.5) / height
+        return self.x, self.y
+
+    def starts_by(self, index: int, seconds: float) -> bool:
+        return index >= self.frame if self.frame is not None else seconds >= (self.time or 0.0) - 1e-9
+
+    def ended(self, seconds: float) -> bool:
+        return isinstance(self.until, float) and seconds >= self.until
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A colour reference photo, for the whole input or for the times [start, end) in seconds."""
+
+    path: Path
+    start: float = 0.0
+    end: float = float("inf")
+    line: int = 0
+
+    def covers(self, seconds: float) -> bool:
+        return self.start <= seconds < self.end
+
+
+@dataclass(frozen=True)
+class HintFile:
+    hints: tuple[Hint, ...] = ()
+    references: tuple[Reference, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.hints or self.references)
+
+
+def parse_color(value: object) -> tuple[int, int, int]:
+    """'#rrggbb', '#rgb' or a CSS colour name (the CSS3 list, via webcolors) -> sRGB 0..255.
+    Raises ValueError."""
+    import webcolors
+
+    if not isinstance(value, str):
+        raise ValueError(f"must be '#rrggbb' or a CSS colour name, got {value!r}")
+    v = value.strip()
+    try:
+        rgb = webcolors.hex_to_rgb(v) if v.startswith("#") else webcolors.name_to_rgb(v.lower())
+    except ValueError:
+        raise ValueError(f"must be '#rrggbb' or a CSS colour name, got {value!r}") from None
+    return int(rgb.red), int(rgb.green), int(rgb.blue)
+
+
+def parse_time(value: object) -> float:
+    """Seconds as a number or '[[hh:]mm:]ss[.fff]' -> float seconds >= 0. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be seconds or 'hh:mm:ss', got {value!r}")
+    if isinstance(value, int | float):
+        t = float(value)
+    elif isinstance(value, str) and re.fullmatch(r"(\d+:){0,2}\d+(\.\d*)?", value.strip()):
+        t = 0.0
+        for part in value.strip().split(":"):
+            t = t * 60 + float(part)
+    else:
+        raise ValueError(f"must be seconds or 'hh:mm:ss', got {value!r}")
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"must be a time >= 0, got {value!r}")
+    return t
+
+
+def _pair(value: object, what: str) -> tuple[float, float]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(f"must be [x, y] ({what}), got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+class _Lines:
+    """Line numbers of tables and keys in the TOML text, for error messages (tomllib gives
+    none for values): the n-th [[name]] header and a key's line inside that table."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.headers: list[tuple[int, str]] = []
+        for i, line in enumerate(self.lines, 1):
+            m = re.match(r"\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]", line)
+            if m:
+                self.headers.append((i, m.group(1)))
+            elif re.match(r"\s*\[", line):
+                self.headers.append((i, ""))
+
+    def table(self, name: str, n: int) -> tuple[int, int]:
+        """(first line, last line) of the n-th [[name]] (0-based)."""
+        starts = [i for i, h in self.headers if h == name]
+        if n >= len(starts):
+            return 0, 0
+        after = [i for i, _ in self.headers if i > starts[n]]
+        return starts[n], (after[0] - 1 if after else len(self.lines))
+
+    def key(self, name: str, n: int, key: str) -> int:
+        first, last = self.table(name, n)
+        for i in range(first, last + 1):
+            if re.match(rf"\s*{re.escape(key)}\s*=", self.lines[i - 1]):
+                return i
+        return first
+
+
+_HINT_KEYS = {"time", "frame", "at", "pixel", "color", "colour", "radius", "until"}
+_REFERENCE_KEYS = {"path", "from", "to"}
+
+
+def load_hints(path: str | Path) -> HintFile:
+    """Read a hints file (module docstring). Raises ConfigError naming the line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"hints file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read hints file {path}: {getattr(e, 'strerror', None) or e}") from None
+    return parse_hints(text, path)
+
+
+def parse_hints(text: str, path: Path = Path("hints.toml")) -> HintFile:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\s*\(at line (\d+), column \d+\)$", str(e))
+        where = f" line {m.group(1)}" if m else ""
+        raise ConfigError(f"{path}{where}: not valid TOML: {str(e)[: m.start()] if m else e}") from None
+    lines = _Lines(text)
+    unknown = sorted(set(doc) - {"hint", "reference"})
+    if unknown:
+        line = next((i for i, s in enumerate(lines.lines, 1) if re.match(rf"\s*\[*\s*{unknown[0]}\b", s)), 0)
+        raise ConfigError(
+            f"{path} line {line}: unknown entry '{unknown[0]}' (a hints file holds [[hint]] and [[reference]])"
+        )
+    for name in ("hint", "reference"):
+        if name in doc and not isinstance(doc[name], list):
+            raise ConfigError(f"{path} line {lines.table(name, 0)[0]}: '{name}' must be [[{name}]] tables")
+    hints = tuple(_hint(h, n, lines, path) for n, h in enumerate(doc.get("hint", [])))
+    refs = tuple(_reference(r, n, lines, path) for n, r in enumerate(doc.get("reference", [])))
+    return HintFile(hints, refs)
+
+
+def _hint(h: dict, n: int, lines: _Lines, path: Path) -> Hint:
+    def fail(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{path} line {lines.key('hint', n, key)}: hint {n + 1}, '{key}' {msg}")
+
+    extra = sorted(set(h) - _HINT_KEYS)
+    if extra:
+        raise fail(extra[0], f"is not a hint field (fields: {', '.join(sorted(_HINT_KEYS - {'colour'}))})")
+    if "time" in h and "frame" in h:
+        raise fail("frame", "and 'time' both given: give one")
+    time, frame = 0.0, None
+    try:
+        if "frame" in h:
+            if not isinstance(h["frame"], int) or isinstance(h["frame"], bool) or h["frame"] < 0:
+                raise ValueError(f"must be a frame index >= 0, got {h['frame']!r}")
+            time, frame = None, int(h["frame"])
+        elif "time" in h:
+            time = parse_time(h["time"])
+    except ValueError as e:
+        raise fail("frame" if "frame" in h else "time", str(e)) from None
+    if ("at" in h) == ("pixel" in h):
+        raise fail("at", "or 'pixel' is needed (one of them): where the hint is")
+    key = "at" if "at" in h else "pixel"
+    try:
+        x, y = _pair(h[key], "fractions of width and height" if key == "at" else "pixels")
+    except ValueError as e:
+        raise fail(key, str(e)) from None
+    if key == "at" and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise fail(key, f"must be fractions in [0, 1], got {h[key]!r} (for pixels write pixel = [x, y])")
+    if key == "pixel" and (x < 0 or y < 0):
+        raise fail(key, f"must be pixels >= 0, got {h[key]!r}")
+    ckey = "colour" if "colour" in h else "color"
+    if ckey not in h:
+        raise fail("color", "is needed: '#rrggbb' or a CSS colour name")
+    try:
+        rgb = parse_color(h[ckey])
+    except ValueError as e:
+        raise fail(ckey, str(e)) from None
+    radius = h.get("radius")
+    if radius is not None and (
+        isinstance(radius, bool) or not isinstance(radius, int | float) or not 0 < radius <= 4096
+    ):
+        raise fail("radius", f"must be pixels in (0, 4096], got {radius!r}")
+    until = h.get("until", UNTIL_CUT)
+    if until not in (UNTIL_CUT, UNTIL_PIN):
+        try:
+            until = parse_time(until)
+        except ValueError:
+            raise fail("until", f"must be 'cut', 'pin' or a time in seconds, got {until!r}") from None
+        if time is not None and until <= time:
+            raise fail("until", f"ends at {until:g} s, not after the hint's time {time:g} s")
+    return Hint(
+        x,
+        y,
+        rgb,
+        time,
+        frame,
+        float(radius) if radius is not None else None,
+        until,
+        key == "pixel",
+        lines.table("hint", n)[0],
+    )
+
+
+def _reference(r: dict, n: int, lines: _Lines, path: Path) -> Reference:
+    def fail(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{path} line {lines.key('reference', n, key)}: reference {n + 1}, '{key}' {msg}")
+
+    extra = sorted(set(r) - _REFERENCE_KEYS)
+    if extra:
+        raise fail(extra[0], f"is not a reference field (fields: {', '.join(sorted(_REFERENCE_KEYS))})")
+    if not isinstance(r.get("path"), str) or not r["path"]:
+        raise fail("path", "is needed: the colour photo's file")
+    photo = Path(r["path"]).expanduser()
+    if not photo.is_absolute():
+        photo = path.parent / photo
+    if not photo.is_file():
+        raise fail("path", f"names no file: {photo}")
+    try:
+        start = parse_time(r.get("from", 0.0))
+        end = parse_time(r["to"]) if "to" in r else float("inf")
+    except ValueError as e:
+        raise fail("to" if "to" in r else "from", str(e)) from None
+    if end <= start:
+        raise fail("to", f"must be after 'from' ({start:g} s)")
+    return Reference(photo, start, end, lines.table("reference", n)[0])
+
+
+# ---- hints as network input ------------------------------------------------------------
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) sRGB 0..255 -> (..., 3) float32 CIE L*a*b* (D65, OpenCV's conversion)."""
+    x = (np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0).astype(np.float32)
+    return cv2.cvtColor(x, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
+
+
+def ab_at_lightness(rgb: np.ndarray, lightness: np.ndarray) -> np.ndarray:
+    """The a*b* of colours (N, 3) sRGB 0..255, placed at the lightness (N,) L* of the pixels
+    they are given for: the colour's hue angle and chroma, shrunk (towards gray, hue kept) to
+    the largest share that still fits the sRGB gamut at that L* (a pale yellow hint on a dark
+    pixel becomes the most saturated dark yellow there is). -> (N, 2) float32."""
+    lab = srgb_to_lab(np.asarray(rgb, np.float32).reshape(-1, 3))
+    lightness = np.asarray(lightness, np.float32).reshape(-1)
+    scales = np.linspace(1.0, 0.0, 21, dtype=np.float32)
+    # (N, S, 3) candidates at each shrink factor; the first in gamut wins (S = 21 steps of 5 %)
+    cand = np.empty((len(lab), len(scales), 3), np.float32)
+    cand[..., 0] = lightness[:, None]
+    cand[..., 1:] = lab[:, None, 1:] * scales[None, :, None]
+    rgb_c = cv2.cvtColor(cand, cv2.COLOR_Lab2RGB)
+    ok = np.all((rgb_c >= -1e-3) & (rgb_c <= 1 + 1e-3), axis=2)
+    ok[:, -1] = True  # gray always fits
+    first = ok.argmax(axis=1)
+    return cand[np.arange(len(lab)), first, 1:]
+
+
+@dataclass
+class HintPoint:
+    """A hint placed on one frame: (x, y) fractions of the frame, a*b* (2,), radius as a
+    fraction of the frame's short side."""
+
+    x: float
+    y: float
+    ab: np.ndarray
+    radius: float
+
+
+def default_radius(width: int, height: int) -> float:
+    """1 % of the short side, in pixels."""
+    return 0.01 * min(width, height)
+
+
+def hint_planes(points: list[HintPoint], shape: tuple[int, int]) -> np.ndarray:
+    """Hint points -> (3, h, w) float32 network hint input at the network input's shape:
+    a*/110 and b*/110 inside each hint's disc (at least one pixel), 0 elsewhere, and the 0/1
+    mask. Later points overwrite earlier ones where they overlap."""
+    h, w = shape
+    planes = np.zeros((3, h, w), np.float32)
+    short = min(h, w)
+    for p in points:
+        cx, cy = p.x * w - 0.5, p.y * h - 0.5
+        if not (-0.5 <= cx <= w - 0.5 and -0.5 <= cy <= h - 0.5):
+            continue
+        r = max(0.5, p.radius * short)
+        x0, x1 = int(np.floor(cx - r + 0.5)), int(np.floor(cx + r + 0.5))
+        y0, y1 = int(np.floor(cy - r + 0.5)), int(np.floor(cy + r + 0.5))
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
+        yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        if not disc.any():  # a radius under half a pixel: the nearest pixel
+            disc[np.unravel_index(np.argmin((xx - cx) ** 2 + (yy - cy) ** 2), disc.shape)] = True
+        for c in range(2):
+            planes[c, y0 : y1 + 1, x0 : x1 + 1][disc] = p.ab[c] / AB_NORM
+        planes[2, y0 : y1 + 1, x0 : x1 + 1][disc] = 1.0
+    return planes
+
+
+def place_hints(hints: list[Hint], y8_lightness: np.ndarray, width: int, height: int) -> list[HintPoint]:
+    """Hints -> HintPoints on a frame whose L* (any size, float32 0..100) is given: each
+    colour's a*b* at the L* under the hint (ab_at_lightness)."""
+    if not hints:
+        return []
+    lh, lw = y8_lightness.shape
+    pos = [h.position(width, height) for h in hints]
+    xs = np.clip((np.array([p[0] for p in pos]) * lw).astype(int), 0, lw - 1)
+    ys = np.clip((np.array([p[1] for p in pos]) * lh).astype(int), 0, lh - 1)
+    ab = ab_at_lightness(np.array([h.rgb for h in hints]), y8_lightness[ys, xs])
+    short = min(width, height)
+    return [
+        HintPoint(p[0], p[1], ab[i], (h.radius if h.radius is not None else default_radius(width, height)) / short)
+        for i, (h, p) in enumerate(zip(hints, pos))
+    ]
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def dump_hints(hf: HintFile) -> str:
+    """A HintFile as the hints file's TOML (written by tomli-w): parse_hints(dump_hints(h)) == h
+    up to line numbers and paths made absolute."""
+    import tomli_w
+
+    doc: dict = {"hint": [], "reference": []}
+    for h in hf.hints:
+        d: dict = {"frame": h.frame} if h.frame is not None else {"time": h.time or 0.0}
+        d["pixel" if h.pixels else "at"] = [h.x, h.y]
+        d["color"] = _hex(h.rgb)
+        if h.radius is not None:
+            d["radius"] = h.radius
+        d["until"] = h.until
+        doc["hint"].append(d)
+    for r in hf.references:
+        d = {"path": str(Path(r.path).resolve()), "from": r.start}
+        if np.isfinite(r.end):
+            d["to"] = r.end
+        doc["reference"].append(d)
+    doc = {k: v for k, v in doc.items() if v}
+    return "# streamcolor hints (streamcolor/hints.py)\n" + tomli_w.dumps(doc)

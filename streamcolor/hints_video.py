@@ -1,0 +1,464 @@
+"""Hints and reference photos through time: carried along the optical flow, stopped at cuts,
+pinned hints found again in later shots, reference colours matched onto each frame.
+
+Per frame, before the network runs, `HintTracker.planes(...)` returns the (3, h, w) hint
+planes for the network input (streamcolor/hints.py); after it runs, `observe(...)` hands back
+the frame's encoder features (the hint model's second output, which do not depend on the
+hints). Flow is DIS on L* at twice the network output's grid, as the temporal filters
+compute it (streamcolor/temporal.py); cuts are the temporal filters' test.
+
+Matching (pinned hints and reference photos) is the cosine similarity of the pretrained
+MobileNetV2's stride-16 features (unit vectors per cell): a pinned hint is re-applied in a
+new shot at the best-matching cell when the similarity is at least PIN_THRESHOLD; a frame's
+cell takes the colour of its best-matching reference cell when the similarity is at least
+REF_THRESHOLD. Both thresholds were chosen on validation photos (benchmarks/hints_quality.py
+`--thresholds`, the numbers in its report).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcolor import color
+from streamcolor.colorizer import Colorizer
+from streamcolor.errors import InputError
+from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, HintPoint, Reference, hint_planes, place_hints
+from streamcolor.temporal import TemporalConfig, _Flow, _warp, is_cut, is_cut_after_motion
+
+# cosine similarity of stride-16 features needed to re-apply a pinned hint in a new shot
+PIN_THRESHOLD = 0.70
+# ... and for a frame cell to take its best-matching reference cell's colour
+REF_THRESHOLD = 0.70
+# reference cells whose a*b* varies more than this (RMS, CIE units) hold two colours: no hint
+REF_MAX_SPREAD = 12.0
+# a reference hint covers this share of its cell's side, at the cell's centre
+REF_PATCH = 0.25
+# reference cells given to the network as hints (the best-matching ones)
+REF_NETWORK_HINTS = 8
+
+
+@dataclass
+class Track:
+    """A hint on the current frame: where it is now and the a*b* it gives."""
+
+    hint: Hint
+    x: float  # fractions of the frame
+    y: float
+    ab: np.ndarray | None = None  # set on the frame it starts (its L* there)
+    radius: float = 0.01  # fraction of the short side
+    descriptor: np.ndarray | None = None  # pinned: the features where it was given
+    lost: bool = False  # pinned, between shots: waiting to be found again
+    visible: bool = True
+
+
+@dataclass
+class ReferenceColours:
+    """A reference photo as matching data: features (M, C) unit vectors of its stride-16
+    cells, the mean a*b* (M, 2) of each cell, and which cells hold one colour (M,) bool."""
+
+    ref: Reference
+    features: np.ndarray
+    ab: np.ndarray
+    usable: np.ndarray
+
+
+def load_reference(ref: Reference, colorizer: Colorizer) -> ReferenceColours:
+    """Read the reference photo, run the hint model on its lightness for its features, and
+    take its own a*b* per cell. Raises InputError for an unreadable photo."""
+    data = np.fromfile(ref.path, np.uint8) if Path(ref.path).is_file() else np.zeros(0, np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise InputError(f"cannot read reference photo {ref.path}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    # the network sees the photo as a gray photo is read (api.colorize_photo)
+    y8 = (color.rgb_to_gray(rgb) * 255.0 + 0.5).astype(np.uint8)
+    x = colorizer.network_input(y8, True)
+    _, feats = colorizer.predict_features([x])
+    f = feats[0]
+    gh, gw = f.shape[:2]
+    h, w = x.shape[1:]
+    ab = cv2.resize(lab[..., 1:], (w, h), interpolation=cv2.INTER_AREA)
+    s = h // gh
+    cells = ab[: gh * s, : gw * s].reshape(gh, s, gw, s, 2)
+    mean = cells.mean(axis=(1, 3))
+    spread = np.sqrt(((cells - mean[:, None, :, None]) ** 2).sum(axis=4).mean(axis=(1, 3)))
+    return ReferenceColours(ref, f.reshape(-1, f.shape[2]), mean.reshape(-1, 2), (spread <= REF_MAX_SPREAD).reshape(-1))
+
+
+def match_reference(
+    feats: np.ndarray, refc: ReferenceColours, threshold: float = REF_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """feats (gh, gw, C) unit vectors of a frame -> per cell (gh, gw): best similarity, the
+    reference a*b* (gh, gw, 2) of the best-matching usable cell, and whether it is confident."""
+    gh, gw, c = feats.shape
+    if not refc.usable.any():
+        return np.zeros((gh, gw), np.float32), np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw), bool)
+    sim = feats.reshape(-1, c) @ refc.features[refc.usable].T
+    best = sim.argmax(axis=1)
+    s = sim[np.arange(len(best)), best].reshape(gh, gw)
+    ab = refc.ab[refc.usable][best].reshape(gh, gw, 2)
+    return s, ab, s >= threshold
+
+
+def reference_points(
+    feats: np.ndarray, refc: ReferenceColours, threshold: float = REF_THRESHOLD, most: int = REF_NETWORK_HINTS
+) -> list[HintPoint]:
+    """Network hints from a reference: the centres of the `most` frame cells that match it most
+    closely (at least `threshold`), each with its reference cell's a*b*. Few, as the network
+    was trained with (dense reference hints lowered PSNR on the colour clips); the other
+    confident cells act through reference_correction."""
+    s, ab, ok = match_reference(feats, refc, threshold)
+    gh, gw = s.shape
+    flat = np.flatnonzero(ok.reshape(-1))
+    flat = flat[np.argsort(-s.reshape(-1)[flat])][:most]
+    ys, xs = np.divmod(flat, gw)
+    r = REF_PATCH * 0.5 / min(gh, gw)  # fraction of the short side
+    return [HintPoint((x + 0.5) / gw, (y + 0.5) / gh, ab[y, x], r) for y, x in zip(ys, xs)]
+
+
+def best_cell(feats: np.ndarray, descriptor: np.ndarray) -> tuple[float, float, float]:
+    """-> (similarity, x, y fractions) of the cell of feats (gh, gw, C) closest to descriptor."""
+    sim = feats @ descriptor
+    i = int(np.argmax(sim))
+    gh, gw = sim.shape
+    y, x = divmod(i, gw)
+    return float(sim[y, x]), (x + 0.5) / gw, (y + 0.5) / gh
+
+
+def _bilinear(img: np.ndarray, px: float, py: float) -> np.ndarray:
+    """img (h, w, C) at pixel (px, py) (centres at integers), clamped to the edges -> (C,)."""
+    gh, gw = img.shape[:2]
+    fx, fy = float(np.clip(px, 0, gw - 1)), float(np.clip(py, 0, gh - 1))
+    x0, y0 = int(fx), int(fy)
+    x1, y1 = min(x0 + 1, gw - 1), min(y0 + 1, gh - 1)
+    ax, ay = fx - x0, fy - y0
+    return (
+        img[y0, x0] * (1 - ax) * (1 - ay)
+        + img[y0, x1] * ax * (1 - ay)
+        + img[y1, x0] * (1 - ax) * ay
+        + img[y1, x1] * ax * ay
+    )
+
+
+def descriptor_at(feats: np.ndarray, x: float, y: float) -> np.ndarray:
+    """Bilinear features (C,) at (x, y) fractions, as a unit vector."""
+    gh, gw, _ = feats.shape
+    d = _bilinear(feats, x * gw - 0.5, y * gh - 0.5)
+    return d / max(float(np.linalg.norm(d)), 1e-6)
+
+
+# Spreading what the network left: the spatial scale (share of the short side), the L* scale
+# (L*/100) and the feature scale at 10 hints (it narrows as 1/sqrt(hints)); chosen on
+# validation photos (benchmarks/hints_quality.py photos, README "Hints, measured").
+SPREAD_SPACE, SPREAD_L, SPREAD_FEATURES_AT_10 = 0.6, 0.25, 0.6
+
+
+def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, points: list[HintPoint]) -> np.ndarray:
+    """The network spreads hints as it learned to; what it left (the hint's a*b* minus the
+    prediction at the hint) is spread here over pixels like the hinted one: weight
+    exp(-d^2 / 2 (SPREAD_SPACE * short side)^2 - (1 - cos(f, f_hint)) / tau - dL^2 / 2 SPREAD_L^2)
+    with f the encoder's features (bilinear from stride 16), tau = SPREAD_FEATURES_AT_10 *
+    sqrt(10 / hints) within [0.15, 1]; corrections averaged where weights add past 1 (the
+    affinity idea of Levin et al. 2004, "Colorization using Optimization", on learned features).
+    ab: (h, w, 2) network a*b*, l_lo: (h, w) L*/100, feats: (gh, gw, C) unit features.
+    -> (h, w, 2) float32; at each hint the a*b* is (close to) the hint's."""
+    if not points:
+        return ab
+    h, w = ab.shape[:2]
+    f = cv2.resize(feats, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h * w, -1)
+    f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
+    px = np.array([p.x * w - 0.5 for p in points], np.float32)
+    py = np.array([p.y * h - 0.5 for p in points], np.float32)
+    ix, iy = np.clip(np.rint(px), 0, w - 1).astype(int), np.clip(np.rint(py), 0, h - 1).astype(int)
+    corr = np.array([p.ab for p in points], np.float32) - ab[iy, ix]  # (N, 2)
+    tau = float(np.clip(SPREAD_FEATURES_AT_10 * np.sqrt(10.0 / len(points)), 0.15, 1.0))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d2 = ((xx.reshape(-1, 1) - px) ** 2 + (yy.reshape(-1, 1) - py) ** 2) / (SPREAD_SPACE * min(h, w)) ** 2
+    fs = f @ f[iy * w + ix].T  # (h*w, N) cosine similarity
+    dl = (l_lo.reshape(-1, 1) - l_lo[iy, ix]) / SPREAD_L
+    wgt = np.exp(-0.5 * d2 - (1.0 - fs) / tau - 0.5 * dl * dl)
+    out = ab.reshape(-1, 2) + (wgt @ corr) / np.maximum(1.0, wgt.sum(axis=1, keepdims=True))
+    return out.reshape(h, w, 2).astype(np.float32)
+
+
+def reference_correction(
+    ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, refs: list[ReferenceColours], threshold: float
+) -> np.ndarray:
+    """Reference colours applied after the network: each frame cell whose best reference match
+    (current features) reaches `threshold` wants the reference cell's a*b*; the difference to
+    the network's a*b* (mean over the cell) is spread over the cell grid as
+    propagate_corrections spreads the user's (features, L*, distance; tau 0.15), then
+    upsampled bilinearly to ab's grid and added. -> (h, w, 2) float32."""
+    gh, gw, _ = feats.shape
+    want, mask = np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw), bool)
+    for r in refs:
+        s, ref_ab, ok = match_reference(feats, r, threshold)
+        want[ok], mask[ok] = ref_ab[ok], True
+    if not mask.any():
+        return ab
+    h, w = ab.shape[:2]
+    pred = cv2.resize(ab, (gw, gh), interpolation=cv2.INTER_AREA)
+    l_cell = cv2.resize(l_lo, (gw, gh), interpolation=cv2.INTER_AREA).reshape(-1)
+    f = feats.reshape(gh * gw, -1)
+    src = np.flatnonzero(mask)
+    corr = (want - pred).reshape(-1, 2)[src]
+    yy, xx = np.divmod(np.arange(gh * gw), gw)
+    d2 = ((xx[:, None] - xx[src]) ** 2 + (yy[:, None] - yy[src]) ** 2) / (SPREAD_SPACE * min(gh, gw)) ** 2
+    dl = (l_cell[:, None] - l_cell[src]) / SPREAD_L
+    wgt = np.exp(-0.5 * d2 - (1.0 - f @ f[src].T) / 0.15 - 0.5 * dl * dl)
+    field_ = ((wgt @ corr) / np.maximum(1.0, wgt.sum(axis=1, keepdims=True))).reshape(gh, gw, 2)
+    return (ab + cv2.resize(field_.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)).astype(np.float32)
+
+
+@dataclass
+class HintStats:
+    """What the hints did over a run (for the summary line and the benchmarks)."""
+
+    applied_frames: int = 0
+    pins_found: int = 0
+    pins_missed: int = 0
+    reference_cells: int = 0
+    extra_passes: int = 0
+    cuts: int = 0
+    ended: list[int] = field(default_factory=list)
+
+
+class HintTracker:
+    """Feeds a hint model: hint planes for each frame, in order.
+
+    width, height: the frame size (pixels: hint positions and radii); full_range: the luma
+    codes' range; cfg: the temporal filters' flow and cut settings.
+    """
+
+    def __init__(
+        self,
+        hints: HintFile,
+        colorizer: Colorizer,
+        width: int,
+        height: int,
+        full_range: bool = False,
+        cfg: TemporalConfig | None = None,
+        pin_threshold: float = PIN_THRESHOLD,
+        ref_threshold: float = REF_THRESHOLD,
+    ):
+        self.colorizer = colorizer
+        self.width, self.height = width, height
+        self.full_range = full_range
+        self.cfg = cfg or TemporalConfig()
+        self.flow = _Flow(self.cfg.flow_scale)
+        self.pending = list(hints.hints)
+        self.references = [load_reference(r, colorizer) for r in hints.references]
+        self.pin_threshold, self.ref_threshold = pin_threshold, ref_threshold
+        self.tracks: list[Track] = []
+        self.prev_l: np.ndarray | None = None
+        self.prev_feats: np.ndarray | None = None
+        self.stats = HintStats()
+        self._need_descriptor: list[Track] = []
+        self._lock = threading.Lock()
+        self._added: list[Hint] = []
+        self.early: dict[int, list[tuple[Hint, float, float]]] = {}
+        self.points: list[HintPoint] = []
+        self.active_refs: list[ReferenceColours] = []
+
+    def carry_back(self, early: dict[int, list[tuple[Hint, float, float]]]) -> None:
+        """Positions of hints on frames before they start (backward_positions): frame index ->
+        [(hint, x, y)]; those frames get the hint too (bidirectional mode)."""
+        self.early = early
+
+    def add(self, hint: Hint) -> None:
+        """A hint given while running (the live preview): it starts on the next frame at or
+        after its time. Safe to call from another thread than the one calling planes()."""
+        with self._lock:
+            self._added.append(hint)
+
+    def _lightness(self, y8: np.ndarray, x: float, y: float) -> float:
+        h, w = y8.shape
+        code = y8[min(int(y * h), h - 1), min(int(x * w), w - 1)]
+        return float(color.luma_lut(self.full_range)[code])
+
+    def _start(self, hint: Hint, y8: np.ndarray) -> Track:
+        x, y = hint.position(self.width, self.height)
+        p = place_hints([hint], np.array([[self._lightness(y8, x, y)]], np.float32), self.width, self.height)[0]
+        t = Track(hint, p.x, p.y, p.ab, p.radius)
+        if hint.until == UNTIL_PIN:
+            self._need_descriptor.append(t)
+        return t
+
+    def _move(self, l_lo: np.ndarray) -> bool:
+        """Carry the tracks from the previous frame to this one; -> whether this frame is a cut."""
+        prev = self.prev_l
+        if prev is None or prev.shape != l_lo.shape:
+            return prev is not None
+        if is_cut(l_lo, prev, self.cfg):
+            return True
+        fwd = self.flow.flow(prev, l_lo)  # for each pixel of prev: where it went in this frame
+        if is_cut_after_motion(prev, _warp(l_lo, self.flow.to_maps(fwd)), self.cfg):
+            return True
+        gh, gw = l_lo.shape
+        for t in self.tracks:
+            if t.lost:
+                continue
+            px, py = t.x * gw - 0.5, t.y * gh - 0.5
+            d = _bilinear(fwd, px, py)
+            t.x, t.y = (px + d[0] + 0.5) / gw, (py + d[1] + 0.5) / gh
+            t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
+        return False
+
+    def planes(self, index: int, seconds: float, y8: np.ndarray, l_lo: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        """The hint planes for frame `index` at `seconds` (y8: its luma codes, l_lo: L*/100 at
+        the network output grid, x: its network input (1, h, w)); None when no hint applies.
+        Frames must come in order, every one of them."""
+        with self._lock:
+            if self._added:
+                self.pending, self._added = self.pending + self._added, []
+        cut = self._move(l_lo)
+        if cut:
+            self.stats.cuts += 1
+            kept = []
+            for t in self.tracks:
+                if t.hint.until == UNTIL_PIN:
+                    t.lost = True
+                    kept.append(t)
+                elif t.hint.until != UNTIL_CUT:  # a time: kept where it was in the frame
+                    kept.append(t)
+            self.tracks = kept
+            self.prev_feats = None
+        self.tracks = [t for t in self.tracks if not t.hint.ended(seconds) and (t.visible or t.hint.until == UNTIL_PIN)]
+        ready = [h for h in self.pending if h.starts_by(index, seconds)]
+        if ready:
+            self.pending = [h for h in self.pending if not h.starts_by(index, seconds)]
+            self.tracks += [self._start(h, y8) for h in ready if not h.ended(seconds)]
+        refs = [r for r in self.references if r.ref.covers(seconds)]
+        self.active_refs = refs
+        lost = [t for t in self.tracks if t.lost]
+        feats = self.prev_feats
+        if (refs or lost) and feats is None:  # a shot's first frame: its own features, one extra pass
+            _, fl = self.colorizer.predict_features([x])
+            feats = fl[0]
+            self.stats.extra_passes += 1
+        for t in lost:
+            sim, fx, fy = best_cell(feats, t.descriptor)
+            if sim >= self.pin_threshold:
+                t.x, t.y, t.lost, t.visible = fx, fy, False, True
+                t.ab = place_hints([t.hint], np.array([[self._lightness(y8, fx, fy)]], np.float32), 1, 1)[0].ab
+                self.stats.pins_found += 1
+            elif cut:
+                self.stats.pins_missed += 1
+        points = [HintPoint(t.x, t.y, t.ab, t.radius) for t in self.tracks if not t.lost and t.visible]
+        self.points = points  # the user's, for refine()
+        for hint, ex, ey in self.early.pop(index, []):  # carried back from where it starts
+            p = place_hints([hint], np.array([[self._lightness(y8, ex, ey)]], np.float32), self.width, self.height)[0]
+            points.append(HintPoint(ex, ey, p.ab, p.radius))
+        ref_points = []
+        for r in refs:
+            ref_points += reference_points(feats, r, self.ref_threshold)
+        self.stats.reference_cells += len(ref_points)
+        self.prev_l = l_lo
+        if not points and not ref_points:
+            return None
+        self.stats.applied_frames += 1
+        # the user's hints are drawn last: they win over a reference where both fall
+        return hint_planes(ref_points + points, x.shape[1:])
+
+    def refine(self, ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """The network's a*b* for the frame just given planes(), with the reference colours
+        (reference_correction) and what the network left of the user's hints spread
+        (propagate_corrections) on top."""
+        if self.active_refs:
+            ab = reference_correction(ab, l_lo, feats, self.active_refs, self.ref_threshold)
+        return propagate_corrections(ab, l_lo, feats, self.points)
+
+    def observe(self, feats: np.ndarray) -> None:
+        """The features (gh, gw, C) of the frame just predicted (Colorizer.predict_features)."""
+        self.prev_feats = feats
+        for t in self._need_descriptor:
+            t.descriptor = descriptor_at(feats, t.x, t.y)
+        self._need_descriptor.clear()
+
+
+def colorize_with_hints(y8: np.ndarray, colorizer: Colorizer, hints: HintFile, full_range: bool = True) -> np.ndarray:
+    """One gray photo (H, W) uint8 with every hint of the file (times ignored) and its
+    references -> (h/4, w/4, 2) a*b* on the network grid (Colorizer._lab_at turns it into
+    the photo's L*a*b*)."""
+    h, w = y8.shape
+    everything = HintFile(tuple(_at_start(t) for t in hints.hints), tuple(_whole(r) for r in hints.references))
+    tracker = HintTracker(everything, colorizer, w, h, full_range)
+    x = colorizer.network_input(y8, full_range)
+    grid = colorizer.output_grid(y8.shape)
+    l_lo = colorizer.guide_lo(y8, grid, full_range)
+    planes = tracker.planes(0, 0.0, y8, l_lo, x)
+    ab, feats = colorizer.predict_features([x], [planes])
+    return tracker.refine(ab[0], l_lo, feats[0])
+
+
+def _at_start(h: Hint) -> Hint:
+    from dataclasses import replace
+
+    return replace(h, time=0.0, frame=None, until=UNTIL_CUT)
+
+
+def _whole(r: Reference) -> Reference:
+    from dataclasses import replace
+
+    return replace(r, start=0.0, end=float("inf"))
+
+
+# frames of one shot kept for carrying hints back (L* at the network grid, ~17 kB each at 480p)
+MAX_BACK_FRAMES = 3000
+
+
+def backward_positions(
+    frames,
+    seconds_of,
+    hints: HintFile,
+    colorizer: Colorizer,
+    full_range: bool,
+    cfg: TemporalConfig | None = None,
+) -> dict[int, list[tuple[Hint, float, float]]]:
+    """Where each hint's point was on the frames of its shot before the hint starts: decode
+    the input once more up to the last hint (frames: GrayFrames in order, as the main pass
+    numbers them), keep the current shot's L* guides, and at each hint's first frame follow
+    the point backward along the flow to the shot's first frame (stopping at a cut, or after
+    MAX_BACK_FRAMES). seconds_of: frame -> its time in seconds, as in the main pass.
+    -> frame index -> [(hint, x, y fractions)]. Pinned hints included; hints
+    given as pixels are turned into fractions by the caller's HintTracker (Hint.position)."""
+    cfg = cfg or TemporalConfig()
+    flow = _Flow(cfg.flow_scale)
+    todo = [h for h in hints.hints if not (h.frame == 0 or (h.frame is None and (h.time or 0.0) <= 0.0))]
+    early: dict[int, list[tuple[Hint, float, float]]] = {}
+    if not todo:
+        return early
+    shot: list[tuple[int, np.ndarray]] = []
+    for f in frames:
+        if not hasattr(f, "y8"):
+            continue
+        lo = colorizer.guide_lo(f.y8, colorizer.output_grid(f.y8.shape), full_range)
+        if shot and (shot[-1][1].shape != lo.shape or is_cut(lo, shot[-1][1], cfg)):
+            shot = []
+        shot.append((f.index, lo))
+        del shot[:-MAX_BACK_FRAMES]
+        seconds = seconds_of(f)
+        starting = [h for h in todo if h.starts_by(f.index, seconds)]
+        for h in starting:
+            todo.remove(h)
+            height, width = f.y8.shape
+            x, y = h.position(width, height)
+            gh, gw = lo.shape
+            for (i_prev, lo_prev), (_, lo_next) in zip(reversed(shot[:-1]), reversed(shot[1:])):
+                back = flow.flow(lo_next, lo_prev)  # each pixel of the later frame -> the earlier
+                if is_cut_after_motion(lo_next, _warp(lo_prev, flow.to_maps(back)), cfg):
+                    break
+                d = _bilinear(back, x * gw - 0.5, y * gh - 0.5)
+                x, y = x + d[0] / gw, y + d[1] / gh
+                if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                    break
+                early.setdefault(i_prev, []).append((h, x, y))
+        if not todo:
+            break
+    return early

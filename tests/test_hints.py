@@ -1,0 +1,289 @@
+"""User hints and reference photos (issue 16): the hints file, hints as network input, hints
+carried through time, the hint model in every engine and through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from streamcolor.api import ColorizeConfig, make_colorizer
+from streamcolor.errors import ConfigError
+from streamcolor.hints import (
+    AB_NORM,
+    Hint,
+    HintFile,
+    HintPoint,
+    ab_at_lightness,
+    dump_hints,
+    hint_planes,
+    parse_color,
+    parse_hints,
+)
+from streamcolor.hints_video import HintTracker, best_cell, descriptor_at
+from streamcolor.model import HINTS_MODEL
+
+GOOD = """
+# a comment
+[[hint]]
+time = "00:01:02.5"
+at = [0.25, 0.75]
+color = "FireBrick"
+radius = 6
+
+[[hint]]
+frame = 12
+pixel = [40, 8]
+colour = "#00f"
+until = "pin"
+
+[[hint]]
+at = [0.5, 0.5]
+color = "#336699"
+until = 3.5
+"""
+
+
+@pytest.fixture(scope="module")
+def hint_colorizer():
+    return make_colorizer(ColorizeConfig(model=HINTS_MODEL, backend="onnx", threads=2))
+
+
+def test_hints_file_reads_every_field_and_round_trips(tmp_path):
+    hf = parse_hints(GOOD, tmp_path / "h.toml")
+    a, b, c = hf.hints
+    assert (a.time, a.frame, a.x, a.y, a.rgb, a.radius, a.until, a.pixels) == (
+        62.5,
+        None,
+        0.25,
+        0.75,
+        (178, 34, 34),
+        6.0,
+        "cut",
+        False,
+    )
+    assert (b.time, b.frame, b.x, b.y, b.rgb, b.until, b.pixels) == (None, 12, 40.0, 8.0, (0, 0, 255), "pin", True)
+    assert (c.time, c.until) == (0.0, 3.5)
+    assert a.line == 3 and b.line == 9
+    again = parse_hints(dump_hints(hf), tmp_path / "h.toml")
+    strip = lambda h: h.__class__(**{**h.__dict__, "line": 0})  # noqa: E731
+    assert [strip(h) for h in again.hints] == [strip(h) for h in hf.hints]
+
+
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "redd"\n', 3, "'color' must be '#rrggbb' or a CSS colour name"),
+        ('[[hint]]\nat = [1.5, 0.5]\ncolor = "red"\n', 2, "'at' must be fractions in [0, 1]"),
+        ('[[hint]]\ncolor = "red"\n', 1, "'at' or 'pixel' is needed"),
+        ('[[hint]]\ntime = 1\nframe = 3\nat = [0.5, 0.5]\ncolor = "red"\n', 3, "'frame' and 'time' both given"),
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\nsize = 3\n', 4, "'size' is not a hint field"),
+        ('[[hint]]\ntime = 5\nat = [0.5, 0.5]\ncolor = "red"\nuntil = 2\n', 5, "ends at 2 s, not after"),
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\nuntil = "forever"\n', 4, "'until' must be 'cut', 'pin' or a time"),
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\nradius = -1\n', 4, "'radius' must be pixels"),
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\n\n[[hint]]\nat = [0.1, 0.1]\ncolor = 7\n', 7, "hint 2, 'color'"),
+        ('[[reference]]\npath = "nope.jpg"\n', 2, "'path' names no file"),
+        ("[[hint]]\nat = [0.5, 0.5]\ncolor = red\n", 3, "not valid TOML: Invalid value"),
+        ("[hints]\nx = 1\n", 1, "unknown entry 'hints'"),
+    ],
+)
+def test_bad_hints_files_name_the_line_and_field_in_one_line(tmp_path, text, line, words):
+    with pytest.raises(ConfigError) as e:
+        parse_hints(text, tmp_path / "h.toml")
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg, msg
+    assert f"line {line}" in msg, msg
+
+
+def test_colours_by_name_and_hex():
+    assert parse_color("#B22222") == parse_color("firebrick") == (178, 34, 34)
+    assert parse_color("#0f0") == (0, 255, 0)
+    for bad in ("", "#12345", "blurple", 3):
+        with pytest.raises(ValueError):
+            parse_color(bad)
+
+
+def test_hint_colour_is_placed_at_the_pixels_lightness_inside_the_gamut():
+    rgb = np.array([[255, 0, 0], [255, 255, 0], [128, 128, 128], [0, 0, 139]])
+    for lightness in (5.0, 30.0, 53.0, 80.0, 97.0):
+        ab = ab_at_lightness(rgb, np.full(len(rgb), lightness))
+        lab = np.dstack([np.full((1, len(rgb)), lightness), ab[None, :, 0], ab[None, :, 1]]).astype(np.float32)
+        back = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+        assert back.min() >= -2e-3 and back.max() <= 1 + 2e-3  # inside sRGB
+        assert np.hypot(*ab[2]) < 1.0  # gray stays gray
+        assert ab[0, 0] > 0 and ab[1, 1] > 0 and ab[3, 1] < 0  # red, yellow, blue hue kept
+    # where it fits, the colour's own a*b* is kept
+    red_l = cv2.cvtColor(np.array([[[1.0, 0, 0]]], np.float32), cv2.COLOR_RGB2Lab)[0, 0]
+    np.testing.assert_allclose(ab_at_lightness(rgb[:1], [red_l[0]])[0], red_l[1:], atol=0.5)
+
+
+def test_hint_planes_hold_ab_over_110_and_the_mask_in_the_disc():
+    p = HintPoint(x=0.25, y=0.5, ab=np.array([55.0, -22.0]), radius=2.0 / 32)
+    planes = hint_planes([p], (32, 64))
+    ys, xs = np.nonzero(planes[2])
+    assert abs(xs.mean() - (0.25 * 64 - 0.5)) < 0.6 and abs(ys.mean() - (0.5 * 32 - 0.5)) < 0.6
+    assert 9 <= len(xs) <= 16  # a disc of radius 2
+    np.testing.assert_allclose(planes[0][planes[2] > 0], 55.0 / AB_NORM)
+    np.testing.assert_allclose(planes[1][planes[2] > 0], -22.0 / AB_NORM)
+    assert planes[:2][:, planes[2] == 0].max() == 0
+    tiny = hint_planes([HintPoint(0.5, 0.5, np.array([1.0, 1.0]), 0.0)], (32, 64))
+    assert tiny[2].sum() == 1  # at least one pixel
+    assert hint_planes([HintPoint(1.5, 0.5, np.array([1.0, 1.0]), 0.1)], (32, 64)).sum() == 0  # outside
+
+
+def _moving_square(n: int, size=(120, 160), step: int = 3, cut_at: int | None = None) -> list[np.ndarray]:
+    """Gray frames: a textured background and a bright square moving right `step` px a frame;
+    from cut_at on, a different scene (its negative, shifted) with the square further on."""
+    h, w = size
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(40, 120, (h, w)).astype(np.uint8), (0, 0), 3)
+    bg2 = cv2.GaussianBlur(rng.integers(60, 160, (h, w)).astype(np.uint8), (0, 0), 2)
+    frames = []
+    for i in range(n):
+        x = 20 + step * i
+        if cut_at is not None and i >= cut_at:
+            f = bg2.copy()
+            f[10:40, x : x + 30] = 220
+        else:
+            f = bg.copy()
+            f[50:80, x : x + 30] = 220
+        frames.append(f)
+    return frames
+
+
+def _track(colorizer, frames, hints: HintFile, seconds=lambda i: i / 25.0) -> tuple[HintTracker, list]:
+    h, w = frames[0].shape
+    tr = HintTracker(hints, colorizer, w, h, full_range=True)
+    placed = []
+    for i, y8 in enumerate(frames):
+        x = colorizer.network_input(y8, True)
+        lo = colorizer.guide_lo(y8, colorizer.output_grid(y8.shape), True)
+        planes = tr.planes(i, seconds(i), y8, lo, x)
+        _, feats = colorizer.predict_features([x], [planes])
+        tr.observe(feats[0])
+        placed.append([(t.x, t.y) for t in tr.tracks if not t.lost and t.visible])
+    return tr, placed
+
+
+def test_a_hint_follows_its_object_along_the_flow_and_ends_at_the_cut(hint_colorizer):
+    frames = _moving_square(16, cut_at=12)
+    hint = Hint(x=35 / 160, y=65 / 120, rgb=(200, 0, 0))  # the square's centre on frame 0
+    tr, placed = _track(hint_colorizer, frames, HintFile((hint,)))
+    for i in range(12):
+        ((x, y),) = placed[i]
+        assert abs(x * 160 - (35 + 3 * i)) < 4 and abs(y * 120 - 65) < 4, (i, x * 160, y * 120)
+    assert all(p == [] for p in placed[12:])  # "until cut": gone after the cut
+    assert tr.stats.cuts == 1
+
+
+def test_hints_start_at_their_time_or_frame_and_end_at_their_time(hint_colorizer):
+    frames = _moving_square(10)
+    hints = (
+        Hint(0.2, 0.2, (0, 0, 255), time=0.12),  # frame 3 at 25 fps
+        Hint(0.8, 0.8, (0, 255, 0), time=None, frame=5, until=0.28),  # frames 5, 6
+    )
+    _, placed = _track(hint_colorizer, frames, HintFile(hints))
+    assert [len(p) for p in placed] == [0, 0, 0, 1, 1, 2, 2, 1, 1, 1]
+
+
+def test_a_pinned_hint_is_found_again_in_a_later_shot(hint_colorizer):
+    frames = _moving_square(14, cut_at=7)
+    # pinned on the bright square; after the cut the square is back, elsewhere
+    hint = Hint(x=35 / 160, y=65 / 120, rgb=(0, 0, 255), until="pin")
+    tr, placed = _track(hint_colorizer, frames, HintFile((hint,)))
+    assert tr.stats.cuts == 1 and tr.stats.pins_found == 1
+    ((x, y),) = placed[7]
+    # the square after the cut: rows 10-40, columns 20+3*7 .. +30
+    assert 41 - 16 <= x * 160 <= 71 + 16 and y * 120 <= 40 + 16, (x * 160, y * 120)
+
+
+def test_feature_matching_finds_the_cell_it_came_from():
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(6, 9, 32)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=2, keepdims=True)
+    d = descriptor_at(feats, (4 + 0.5) / 9, (2 + 0.5) / 6)
+    sim, x, y = best_cell(feats, d)
+    assert sim == pytest.approx(1.0, abs=1e-5) and (x, y) == ((4 + 0.5) / 9, (2 + 0.5) / 6)
+
+
+def test_hint_model_runs_the_same_in_the_torch_engine(hint_colorizer):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from streamcolor.engines.torch_engine import TorchEngine
+
+    eng = TorchEngine(hint_colorizer.card, threads=2, precision="fp32", device="cpu", compile=False)
+    x = (np.random.default_rng(0).random((2, 1, 96, 128), np.float32) * 2 - 1).astype(np.float32)
+    planes = np.stack([hint_planes([HintPoint(0.3, 0.4, np.array([40.0, 20.0]), 0.05)], (96, 128))] * 2)
+    ab_o, f_o = hint_colorizer.engine.run_features(x, planes)
+    ab_t, f_t = eng.run_features(x, planes)
+    np.testing.assert_allclose(ab_t, ab_o, atol=2e-2)
+    np.testing.assert_allclose(f_t, f_o, atol=1e-3)
+    assert torch.is_tensor(eng.module.forward_all(torch.from_numpy(x))[0])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamcolor", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_refuses_hints_with_a_model_that_takes_none_and_bad_files_in_one_line(tmp_path):
+    from streamcolor.model import DEFAULT_MODEL
+
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((40, 60), 128, np.uint8))
+    good = tmp_path / "h.toml"
+    good.write_text('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\n')
+    r = _cli("image", str(img), str(tmp_path / "o.png"), "--hints", str(good), "--model", str(DEFAULT_MODEL))
+    assert r.returncode != 0 and "takes no hints" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[hint]]\nat = [0.5, 0.5]\ncolor = "reddish"\n')
+    r = _cli("image", str(img), str(tmp_path / "o.png"), "--hints", str(bad))
+    assert r.returncode == 2 and "line 3" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _cli("image", str(img), str(tmp_path / "o.png"), "--reference", str(tmp_path / "none.jpg"))
+    assert r.returncode == 2 and "reference photo not found" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_colorizer):
+    from types import SimpleNamespace
+
+    from streamcolor.hints_video import backward_positions
+
+    frames = _moving_square(14, cut_at=3)  # shot 2 is frames 3..13; the square moves 3 px a frame
+    hint = Hint(x=(35 + 3 * 9) / 160, y=25 / 120, rgb=(200, 0, 0), time=None, frame=9)
+    items = [SimpleNamespace(y8=f, index=i, pts=i) for i, f in enumerate(frames)]
+    early = backward_positions(iter(items), lambda f: f.pts / 25.0, HintFile((hint,)), hint_colorizer, True)
+    assert sorted(early) == [3, 4, 5, 6, 7, 8]  # back to the cut, not across it
+    for i in range(3, 9):
+        ((_, x, y),) = early[i]
+        assert abs(x * 160 - (35 + 3 * i)) < 4 and abs(y * 120 - 25) < 4, (i, x * 160, y * 120)
+    # the tracker applies them on those frames
+    tr = HintTracker(HintFile((hint,)), hint_colorizer, 160, 120, True)
+    tr.carry_back(early)
+    got = []
+    for i, y8 in enumerate(frames):
+        x = hint_colorizer.network_input(y8, True)
+        lo = hint_colorizer.guide_lo(y8, hint_colorizer.output_grid(y8.shape), True)
+        got.append(tr.planes(i, i / 25.0, y8, lo, x) is not None)
+        tr.observe(hint_colorizer.predict_features([x])[1][0])
+    assert got == [False] * 3 + [True] * 11
+
+
+def test_what_the_network_left_of_a_hint_spreads_over_its_region_not_across():
+    from streamcolor.hints_video import propagate_corrections
+
+    h, w = 24, 32
+    ab = np.zeros((h, w, 2), np.float32)
+    ab[..., 1] = 5.0  # the network's guess: a little yellow everywhere
+    l_lo = np.where(np.arange(w)[None, :] < 16, 0.3, 0.7).astype(np.float32) * np.ones((h, 1), np.float32)
+    feats = np.zeros((6, 8, 4), np.float32)
+    feats[:, :4, 0] = 1.0  # left region
+    feats[:, 4:, 1] = 1.0  # right region
+    out = propagate_corrections(ab, l_lo, feats, [HintPoint(0.25, 0.5, np.array([40.0, 5.0]), 0.02)])
+    assert abs(out[12, 8, 0] - 40.0) < 1.0  # at the hint: the hint's colour
+    assert out[:, :12, 0].mean() > 30.0  # its region follows
+    assert out[:, 20:, 0].mean() < 2.0  # the other region (other features, other L*) does not
+    np.testing.assert_allclose(out[..., 1], 5.0, atol=1e-4)  # b* was right already: unchanged
+    assert propagate_corrections(ab, l_lo, feats, []) is ab
