@@ -16,7 +16,7 @@ import typer
 
 from streamcolor import __version__
 from streamcolor.api import ColorizeConfig, Progress, colorize_images, colorize_video
-from streamcolor.errors import StreamcolorError
+from streamcolor.errors import ConfigError, StreamcolorError
 from streamcolor.live import (
     LiveConfig,
     LiveControls,
@@ -122,6 +122,14 @@ class Precision(str, Enum):
 
 
 ModelOpt = Annotated[Path, typer.Option(help="ONNX model with its .json card beside it.")]
+HintModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="ONNX model with its .json card beside it [default: the shipped student; with --hints or "
+        "--reference the shipped hint model].",
+        show_default=False,
+    ),
+]
 BackendOpt = Annotated[
     Backend,
     typer.Option(
@@ -134,6 +142,29 @@ PrecisionOpt = Annotated[
 ]
 ThreadsOpt = Annotated[int, typer.Option(help="Inference threads (0: all cores).", min=0)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists (refused otherwise).")]
+HintsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Colour hints file (TOML: [[hint]] time, at, color, until; [[reference]] path, from, to)."),
+]
+ReferenceOpt = Annotated[
+    list[Path] | None,
+    typer.Option(help="A colour photo whose colours are matched onto the input (repeat for several)."),
+]
+
+
+def _hint_file(hints: Path | None, reference: list[Path] | None):
+    """--hints and --reference -> one HintFile (None when neither is given)."""
+    from streamcolor.hints import HintFile, Reference, load_hints
+
+    if hints is None and not reference:
+        return None
+    hf = load_hints(hints) if hints is not None else HintFile()
+    refs = []
+    for r in reference or []:
+        if not r.is_file():
+            raise ConfigError(f"reference photo not found: {r}")
+        refs.append(Reference(r))
+    return HintFile(hf.hints, hf.references + tuple(refs))
 
 
 @app.command()
@@ -145,7 +176,7 @@ def video(
             metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif) or a folder."
         ),
     ],
-    model: ModelOpt = DEFAULT_MODEL,
+    model: HintModelOpt = None,
     backend: BackendOpt = Backend.auto,
     temporal: Annotated[
         Temporal, typer.Option(help="Flicker filter: bidirectional (uses 12 frames of look-ahead), causal, off.")
@@ -172,12 +203,15 @@ def video(
         int | None, typer.Option(help="Input stream index to colorize [default: the best video stream].", min=0)
     ] = None,
     overwrite: OverwriteOpt = False,
+    hints: HintsOpt = None,
+    reference: ReferenceOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")] = False,
 ) -> None:
     """Colorize a video: keeps frame count, timestamps, audio, subtitles and colour metadata."""
     bar = ProgressBar(enabled=not quiet and sys.stderr.isatty())
     try:
         cfg = ColorizeConfig(
+            hints=_hint_file(hints, reference),
             model=model,
             backend=backend.value,
             temporal=temporal.value,
@@ -209,16 +243,19 @@ def image(
     out: Annotated[
         str, typer.Argument(metavar="OUT", help="Output file, a folder to write into, or a folder for a folder.")
     ],
-    model: ModelOpt = DEFAULT_MODEL,
+    model: HintModelOpt = None,
     backend: BackendOpt = Backend.auto,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
     overwrite: OverwriteOpt = False,
+    hints: HintsOpt = None,
+    reference: ReferenceOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Colorize photos: one file, or every image in a folder (names and formats kept)."""
     try:
         cfg = ColorizeConfig(
+            hints=_hint_file(hints, reference),
             model=model,
             backend=backend.value,
             threads=threads or None,
@@ -434,6 +471,17 @@ AllowRemoteOpt = Annotated[
     bool, typer.Option("--allow-remote", help="Let the preview listen beyond this machine (--host 0.0.0.0).")
 ]
 RecordOpt = Annotated[Path | None, typer.Option(help="Also record the colorized video to this file.")]
+LiveHintsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--hints",
+        help="Colour hints file to apply from the start (one saved from the preview replays that session).",
+    ),
+]
+SaveHintsOpt = Annotated[
+    Path | None,
+    typer.Option(help="At the end, write the session's hints (--hints and those clicked on the preview) here."),
+]
 
 
 def _live(
@@ -447,17 +495,20 @@ def _live(
     allow_remote: bool,
     quiet: bool,
     overwrite: bool = False,
+    save_hints: Path | None = None,
 ) -> None:
-    """Run a live session with or without the preview page; print the latency table at the end."""
+    """Run a live session with or without the preview page; print the latency table at the end
+    and write the session's hints to save_hints."""
     from streamcolor.preview import PreviewServer
 
     def started(seconds: float) -> None:
         if not quiet:
             _err(f"first frame out {seconds:.1f} s after start")
 
+    controls = None
     try:
-        check_live_outputs(spec, out, record, overwrite)
-        controls = LiveControls(cfg.temporal)
+        check_live_outputs(spec, out, record, overwrite, save_hints)
+        controls = LiveControls(cfg.temporal, cfg.hints)
         if preview:
             with PreviewServer(host, port, allow_remote, controls) as server:
                 _err(f"preview: {server.url}  (Ctrl-C stops)")
@@ -480,9 +531,31 @@ def _live(
             )
     except StreamcolorError as e:
         _err(str(e))
+        if save_hints is not None and controls is not None and controls.hints.given:
+            _save_live_hints(save_hints, controls, quiet)  # the hints given before the failure are kept
         raise typer.Exit(e.exit_code) from None
     if not quiet:
         typer.echo(format_summary(summary), err=True)
+    if save_hints is not None:
+        try:
+            _save_live_hints(save_hints, controls, quiet)
+        except StreamcolorError as e:
+            _err(str(e))
+            raise typer.Exit(e.exit_code) from None
+
+
+def _save_live_hints(path: Path, controls: LiveControls, quiet: bool) -> None:
+    """The session's hints as a hints file (the preview's 'save hints' writes the same)."""
+    from streamcolor.errors import OutputError
+    from streamcolor.hints import dump_hints
+
+    session = controls.hints.session()
+    try:
+        path.write_text(dump_hints(session), encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"cannot write the hints to {path}: {e.strerror or e}") from None
+    if not quiet:
+        _err(f"hints saved: {path} ({len(session.hints)} hint(s))")
 
 
 @app.command()
@@ -500,6 +573,8 @@ def stream(
     port: PortOpt = 8000,
     allow_remote: AllowRemoteOpt = False,
     record: RecordOpt = None,
+    hints: LiveHintsOpt = None,
+    save_hints: SaveHintsOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: LiveTemporalOpt = LiveTemporal.causal,
@@ -532,11 +607,13 @@ def stream(
             encode=EncodeOptions(crf=crf, preset=preset.value, tune="zerolatency"),
             gop_seconds=gop,
             read_timeout=read_timeout,
+            hints=_hint_file(hints, None),
         )
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
-    _live(SourceSpec(src, realtime=realtime), out, cfg, record, preview, host, port, allow_remote, quiet, overwrite)
+    spec = SourceSpec(src, realtime=realtime)
+    _live(spec, out, cfg, record, preview, host, port, allow_remote, quiet, overwrite, save_hints)
 
 
 @app.command()
@@ -550,6 +627,8 @@ def webcam(
     port: PortOpt = 8000,
     allow_remote: AllowRemoteOpt = False,
     record: RecordOpt = None,
+    hints: LiveHintsOpt = None,
+    save_hints: SaveHintsOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = Backend.auto,
     temporal: LiveTemporalOpt = LiveTemporal.causal,
@@ -560,8 +639,11 @@ def webcam(
 ) -> None:
     """Colorize a camera live, with a preview page (input and output side by side) in your browser."""
     try:
-        if record is not None:  # before looking for the camera: the refusal costs the user nothing
-            check_output_path(record, [], overwrite)
+        # before looking for the camera: the refusals cost the user nothing
+        for target in (record, save_hints):
+            if target is not None:
+                check_output_path(target, [], overwrite)
+        hint_file = _hint_file(hints, None)
         spec = camera_spec(device, size, fps)
         cfg = LiveConfig(
             model=model,
@@ -569,11 +651,12 @@ def webcam(
             threads=threads or None,
             precision=precision.value if precision else None,
             temporal=temporal.value,
+            hints=hint_file,
         )
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
-    _live(spec, None, cfg, record, True, host, port, allow_remote, quiet, overwrite)
+    _live(spec, None, cfg, record, True, host, port, allow_remote, quiet, overwrite, save_hints)
 
 
 @app.command()

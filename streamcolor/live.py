@@ -10,6 +10,11 @@ dropped and counted instead of building a backlog (delay would grow without boun
 file without --realtime is not live: it waits for us (backpressure) and nothing is dropped.
 Every frame carries perf_counter stamps from its arrival to its output, so latency is
 measured per stage, excluding the camera and the network themselves.
+
+Colour hints (streamcolor/hints.py) come from a --hints file and from clicks on the preview
+page (LiveHints). The automatic model runs until the first hint; then the colorize thread
+loads the hint model once and runs every frame through it with a HintTracker, causally: a
+hint clicked while frame t is shown starts on the next frame colorized.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ import av
 import cv2
 import numpy as np
 
-from streamcolor.api import make_colorizer
+from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.hints import UNTIL_CUT, Hint, HintFile
+from streamcolor.hints_video import HintTracker
 from streamcolor.memory import keep_frame_buffers
-from streamcolor.model import DEFAULT_MODEL
+from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL
 from streamcolor.pipeline import FrameSequencer
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
 from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
@@ -78,6 +85,8 @@ class LiveConfig:
     read_timeout: float = 2.0  # seconds without data before the input counts as lost
     max_backoff: float = 8.0  # longest wait between reconnection attempts
     hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
+    hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
+    hints_model: Path = HINTS_MODEL  # loaded at the first hint, unless `model` is itself a hint model
 
     def __post_init__(self) -> None:
         if self.temporal not in LIVE_TEMPORAL:
@@ -90,11 +99,88 @@ class LiveConfig:
             raise ConfigError("read timeout and GOP length must be positive")
 
 
-class LiveControls:
-    """Settings the preview page may change while running (read by the colorize thread)."""
+class LiveHints:
+    """The colour hints of a live session: the --hints file's and those clicked on the preview
+    page. The preview server's threads add and clear them, the output thread says which frame
+    is shown, the colorize thread pulls them for its HintTracker; a lock keeps them apart.
 
-    def __init__(self, temporal: str):
+    A clicked hint is Hint(x, y, rgb, time=<seconds of the latest frame shown>, until='cut'):
+    it starts on the next frame colorized. clear() ends every hint started so far at the time
+    shown (until = that time, so the saved file replays the session) and bumps `version`:
+    the colorize thread then starts a fresh tracker."""
+
+    def __init__(self, file: HintFile | None = None):
+        self._lock = threading.Lock()
+        self.file = file or HintFile()
+        self._from_file: list[Hint] = list(self.file.hints)
+        self._clicked: list[Hint] = []
+        self._new: list[Hint] = []  # clicked, not yet handed to the tracker
+        self.version = 0
+        self.count = 0  # hints clicked since the start or the last clear (the page shows it)
+        self.given = 0  # hints clicked in all
+        self.seconds = 0.0  # time of the latest frame shown (output), on the hints' clock
+        self.index = -1  # ... and its index
+        self.state = "off"  # "off": the automatic model runs; "on": the hint model; "failed": no hints
+
+    def add(self, x: float, y: float, rgb: tuple[int, int, int]) -> Hint:
+        """A hint at (x, y), fractions of the frame's width and height. Raises ConfigError."""
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in (x, y)):
+            raise ConfigError(f"hint position must be fractions in [0, 1], got x={x!r}, y={y!r}")
+        with self._lock:
+            hint = Hint(float(x), float(y), tuple(int(c) for c in rgb), time=round(self.seconds, 6), until=UNTIL_CUT)
+            self._clicked.append(hint)
+            self._new.append(hint)
+            self.count += 1
+            self.given += 1
+        return hint
+
+    def clear(self) -> None:
+        """End every hint started by the frame shown now (the file's later hints still come)."""
+        with self._lock:
+            t, index = round(self.seconds, 6), self.index
+
+            def ended(h: Hint, clicked: bool) -> Hint | None:
+                started = clicked or (h.frame <= index if h.frame is not None else (h.time or 0.0) <= t)
+                if not started or (isinstance(h.until, float) and h.until <= t):
+                    return h  # still to come, or over already
+                if h.frame is not None or (h.time or 0.0) < t:
+                    return replace(h, until=t)
+                return None  # given on the frame shown now: it never showed
+
+            self._from_file = [e for h in self._from_file if (e := ended(h, False)) is not None]
+            self._clicked = [e for h in self._clicked if (e := ended(h, True)) is not None]
+            self._new.clear()
+            self.version += 1
+            self.count = 0
+
+    def shown(self, seconds: float, index: int) -> None:
+        with self._lock:
+            self.seconds, self.index = seconds, index
+
+    def session(self) -> HintFile:
+        """Every hint of the session (the file's, then the clicked ones; cleared ones end
+        when they were cleared) and the file's references: what 'save hints' writes."""
+        with self._lock:
+            return HintFile(tuple(self._from_file + self._clicked), self.file.references)
+
+    def pull(self, seen: int | None) -> tuple[int, HintFile | None, list[Hint]]:
+        """For the colorize thread, which built its tracker for version `seen` (None: none
+        yet): -> (version, every hint when a fresh tracker is needed else None, new hints)."""
+        with self._lock:
+            if seen != self.version:
+                self._new.clear()
+                return self.version, HintFile(tuple(self._from_file + self._clicked), self.file.references), []
+            new, self._new = self._new, []
+            return self.version, None, new
+
+
+class LiveControls:
+    """Settings the preview page may change while running (read by the colorize thread),
+    and the session's colour hints."""
+
+    def __init__(self, temporal: str, hints: HintFile | None = None):
         self.temporal = temporal
+        self.hints = LiveHints(hints)
 
     def set_temporal(self, mode: str) -> None:
         if mode not in LIVE_TEMPORAL:
@@ -110,6 +196,8 @@ class LiveFrame(GrayFrame):
     t_arrival: float = 0.0
     t_start: float = 0.0
     t_colored: float = 0.0
+    seconds: float = 0.0  # on the hints' clock (LiveHints): the input's time, or arrival time when remote
+    hinted: bool = False  # hint planes went into the network for this frame
 
 
 class DropQueue:
@@ -370,11 +458,14 @@ def run_live(
     controls: LiveControls | None = None,
     on_first_frame: Callable[[float], None] | None = None,
     overwrite: bool = False,
+    hint_colorizer: Colorizer | None = None,
 ) -> LiveSummary:
     """Colorize SPEC live into OUT (URL, .m3u8 or file) and/or RECORD and/or the preview,
     until the input ends (files), stop is set, or Ctrl-C. Latency mode: batch 1, no
     frame-threaded decoding, at most one frame in work per stage. on_first_frame gets the
-    seconds from the call to the first frame written."""
+    seconds from the call to the first frame written. Hints: cfg.hints from the start, and
+    controls.hints while running (the preview page); hint_colorizer: the hint model's
+    colorizer (default: cfg.hints_model, loaded at the first hint)."""
     cfg = cfg or LiveConfig()
     stop = stop or threading.Event()
     if out is None and record is None and preview is None:
@@ -393,12 +484,16 @@ def run_live(
             ctrl_c=ctrl_c,
             on_first_frame=on_first_frame,
             overwrite=overwrite,
+            hint_colorizer=hint_colorizer,
         )
 
 
-def check_live_outputs(spec: SourceSpec, out: str | Path | None, record: Path | None, overwrite: bool) -> None:
-    """The file outputs of a live run (OUT when a file or playlist, --record), checked before
-    anything starts: writable, not the input, not an existing file unless overwrite."""
+def check_live_outputs(
+    spec: SourceSpec, out: str | Path | None, record: Path | None, overwrite: bool, save_hints: Path | None = None
+) -> None:
+    """The file outputs of a live run (OUT when a file or playlist, --record, --save-hints),
+    checked before anything starts: writable, not the input, not an existing file unless
+    overwrite."""
     if is_url(spec.url) and not has_protocol(spec.url):
         raise InputError(no_protocol_line(spec.url.split("://", 1)[0]))
     for target in (out, record):
@@ -406,6 +501,11 @@ def check_live_outputs(spec: SourceSpec, out: str | Path | None, record: Path | 
             raise OutputError(no_protocol_line(str(target).split("://", 1)[0]))
         if target is not None and not is_url(target):
             check_output_path(Path(target), [] if is_url(spec.url) else [Path(spec.url)], overwrite)
+    if save_hints is not None:
+        for target in (out, record):
+            if target is not None and not is_url(target) and Path(target).resolve() == Path(save_hints).resolve():
+                raise OutputError(f"--save-hints names the video output: {save_hints}")
+        check_output_path(Path(save_hints), [] if is_url(spec.url) else [Path(spec.url)], overwrite)
 
 
 @contextlib.contextmanager
@@ -442,12 +542,16 @@ def _run_live(
     ctrl_c: threading.Event,
     on_first_frame: Callable[[float], None] | None,
     overwrite: bool = False,
+    hint_colorizer: Colorizer | None = None,
 ) -> LiveSummary:
     """run_live's body, with Ctrl-C already turned into the ctrl_c event."""
     called = time.perf_counter()
     check_live_outputs(spec, out, record, overwrite)
-    colorizer = colorizer or make_colorizer(cfg)
-    controls = controls or LiveControls(cfg.temporal)
+    colorizer = colorizer or make_colorizer(_colorize_config(cfg, cfg.model))
+    controls = controls or LiveControls(cfg.temporal, cfg.hints)
+    hints = controls.hints
+    if cfg.hints and hints.file is not cfg.hints and not hints.session():
+        hints = controls.hints = LiveHints(cfg.hints)
     keep_frame_buffers()
     capture = LiveCapture(spec, cfg, warn)
     info = capture.info
@@ -472,9 +576,37 @@ def _run_live(
         for f in capture.run(stop):
             decoded.put(f, stop)
 
+    rate = float(info.average_rate or 25)
+    t0: float | None = None  # arrival of the first frame colorized: 0 on the output's clock when live
+
+    def seconds_of(f: LiveFrame) -> float:
+        """A frame's time for the hints: a camera's or a network stream's own clock means
+        nothing after a reconnect, so those use the arrival time (OUT's and --record's clock);
+        a file uses its own timestamps (as `streamcolor video` does: a session replays on it)."""
+        if spec.remote:
+            return f.t_arrival - t0
+        return float(f.pts * info.time_base) if f.pts is not None and info.time_base else f.index / rate
+
+    def hint_model() -> Colorizer | None:
+        """The hint model's colorizer, loaded once, at the first hint; None when it cannot be."""
+        nonlocal hint_colorizer
+        if hint_colorizer is None and hints.state != "failed":
+            try:
+                if colorizer.card.hints:  # --model is a hint model itself
+                    hint_colorizer = colorizer
+                else:
+                    hint_colorizer = make_colorizer(_colorize_config(cfg, cfg.hints_model))
+            except Exception as e:  # noqa: BLE001 - a missing or broken model: go on without hints
+                hints.state = "failed"
+                warn(f"hints are off: cannot load the hint model {cfg.hints_model}: {_one_line(e)}")
+        return hint_colorizer
+
     def colorize_loop() -> None:
+        nonlocal t0
         cv2.setNumThreads(1)  # OpenCV's pool would fight the engine and the encoder for cores
         mode, seq = None, None
+        active = colorizer  # the automatic model until a hint arrives
+        tracker, seen = None, None  # the HintTracker, and the hints' version it was made for
         while not stop.is_set():
             f = decoded.get(0.1)
             if f is None:
@@ -484,15 +616,44 @@ def _run_live(
                     raise f
                 return
             f.t_start = time.perf_counter()
-            if controls.temporal != mode:  # switched on the preview page: a fresh filter
+            if t0 is None:
+                t0 = f.t_arrival
+            f.seconds = seconds_of(f)
+            fresh = controls.temporal != mode  # switched on the preview page: a fresh filter
+            if hints.state != "failed":
+                seen, every, new = hints.pull(seen)
+                made = None
+                if every is not None:  # the first frame, or hints cleared: a fresh tracker, if any may apply
+                    live = [h for h in every.hints if not h.ended(f.seconds)]
+                    made = HintFile(tuple(live), every.references) if live or every.references else None
+                    fresh = fresh or tracker is not None or made is not None
+                    tracker = None
+                elif new and tracker is not None:
+                    for h in new:
+                        tracker.add(h)
+                elif new:  # the first hint clicked: switch to the hint model
+                    made = HintFile(tuple(new))
+                    fresh = True
+                if made is not None:
+                    tracker = _tracker(made, hint_model(), info, warn, hints)
+            if fresh:
                 mode = controls.temporal
-                interval = cfg.keyframe_interval if mode != "off" else 1
-                seq = FrameSequencer(colorizer, info.full_range, mode, interval, batch=1)
+                if hints.state != "failed":
+                    hints.state = "on" if tracker is not None else "off"
+                active = hint_colorizer if tracker is not None else colorizer
+                if tracker is not None:
+                    kw = dict(batch=1, tracker=tracker, seconds_of=seconds_of, first_index=f.index)
+                    seq = FrameSequencer(active, info.full_range, mode, 1, **kw)
+                else:
+                    interval = cfg.keyframe_interval if mode != "off" else 1
+                    seq = FrameSequencer(colorizer, info.full_range, mode, interval, batch=1)
+            applied = tracker.stats.applied_frames if tracker is not None else 0
             for g, ab_lo, l_lo in seq.push(f, f.y8):
                 if g.interlaced:  # broadcast streams often are: each field's chroma from its own luma
-                    g.chroma = colorizer.field_chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+                    g.chroma = active.field_chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
                 else:
-                    g.chroma = colorizer.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+                    g.chroma = active.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+            f.hinted = tracker is not None and tracker.stats.applied_frames > applied
             f.t_colored = time.perf_counter()
             colored.put(f, stop)
 
@@ -501,14 +662,14 @@ def _run_live(
         _worker(colorize_loop, colored, stop, "colorize"),
     ]
     start = time.perf_counter()
-    t0: float | None = None
+    started = False
     last: LiveFrame | None = None
     last_pts = -1
     interrupted = False
 
     def emit(f: LiveFrame) -> None:
         nonlocal last_pts
-        if spec.live:  # ms since the first arrival, strictly increasing
+        if spec.live:  # ms since the first colorized frame's arrival (t0), strictly increasing
             f.pts = max(int(round((f.t_arrival - t0) * 1000)), last_pts + 1)
         last_pts = f.pts if f.pts is not None else last_pts
         for s in sinks:
@@ -531,14 +692,13 @@ def _run_live(
                 break
             if isinstance(item, BaseException):
                 raise item
-            first = t0 is None
-            if first:
-                t0 = item.t_arrival
+            first, started = not started, True
             emit(item)
             if first and on_first_frame is not None:
                 on_first_frame(time.perf_counter() - called)
             t_out = time.perf_counter()
             stats.add(item, t_out)
+            hints.shown(item.seconds, item.index)
             last = item
             if preview is not None:
                 preview.publish(item, info, _status(stats, decoded, colored, capture, controls))
@@ -579,7 +739,32 @@ def _status(
         "reconnects": capture.reconnects,
         "connected": capture.connected.is_set(),
         "temporal": controls.temporal,
+        "hints": controls.hints.count,
+        "hints_state": controls.hints.state,
     }
+
+
+def _colorize_config(cfg: LiveConfig, model: Path) -> ColorizeConfig:
+    return ColorizeConfig(model=model, backend=cfg.backend, threads=cfg.threads, precision=cfg.precision)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _tracker(
+    hf: HintFile, model: Colorizer | None, info, warn: Callable[[str], None], hints: LiveHints
+) -> HintTracker | None:
+    """A HintTracker for hf on the hint model; None (one warning, hints off) when it cannot be."""
+    if model is None:
+        return None
+    try:
+        return HintTracker(hf, model, info.width, info.height, info.full_range)
+    except Exception as e:  # noqa: BLE001 - an unreadable reference photo: go on without hints
+        hints.state = "failed"
+        warn(f"hints are off: {_one_line(e)}")
+        return None
 
 
 def format_summary(s: LiveSummary) -> str:

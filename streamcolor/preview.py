@@ -1,5 +1,8 @@
 """The live preview: a local web page with the input and the colorized output side by side,
-fps, latency, and a switch for the temporal filter.
+fps, latency, a switch for the temporal filter, and colour hints: a click on the colour
+picture opens a colour picker and sends POST /hint {"x", "y", "color"} (fractions of the
+picture, '#rrggbb'); POST /hint/clear drops them; GET /hints.toml is every hint of the
+session as a hints file (streamcolor/hints.py), to replay it (--hints).
 
 Bound to 127.0.0.1 unless asked otherwise: a camera feed is private, so serving it beyond
 this machine needs --allow-remote. On loopback, requests naming another Host are refused
@@ -20,6 +23,7 @@ import cv2
 import numpy as np
 
 from streamcolor.errors import ConfigError, OutputError
+from streamcolor.hints import dump_hints, parse_color
 from streamcolor.source import GrayFrame, StreamInfo
 
 PREVIEW_WIDTH = 640  # frames are scaled down to this for the page: JPEG cost stays small
@@ -33,13 +37,21 @@ PAGE = """<!doctype html>
  figcaption { padding:4px 0; color:#aaa; }
  img { width:100%; max-width:640px; background:#222; display:block; }
  #stats { margin:10px 0; font-variant-numeric:tabular-nums; } label { cursor:pointer; }
+ #out { cursor:crosshair; } #hintbar { margin:10px 0; display:flex; gap:10px; align-items:center; }
+ #hintbar a { color:#9cf; } #pick { width:32px; height:24px; padding:0; border:0; background:none; }
 </style></head><body>
 <div class="row">
  <figure><figcaption>Input</figcaption><img id="in" alt="input"></figure>
- <figure><figcaption>streamcolor</figcaption><img id="out" alt="colorized"></figure>
+ <figure><figcaption>streamcolor (click to give a colour hint)</figcaption><img id="out" alt="colorized"></figure>
 </div>
 <div id="stats">waiting for frames...</div>
 <label><input type="checkbox" id="temporal"> temporal filter (causal: steadies the colour)</label>
+<div id="hintbar">
+ <input type="color" id="pick" value="#c83c3c" title="hint colour (shift-click the picture to reuse it)">
+ <button id="clear" type="button">clear hints</button>
+ <a id="save" href="/hints.toml" download="hints.toml">save hints</a>
+ <span id="hintinfo">click the colour picture, then pick the colour that point should be</span>
+</div>
 <script>
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 async function show(name) {
@@ -65,12 +77,44 @@ async function stats() {
       const s = await (await fetch("/stats", {cache: "no-store"})).json();
       document.getElementById("stats").textContent =
         `${s.fps} fps · latency p50 ${s.latency_p50_ms} ms, p99 ${s.latency_p99_ms} ms · ` +
-        `${s.frames} frames · ${s.dropped} dropped` + (s.connected ? "" : " · input lost, reconnecting");
+        `${s.frames} frames · ${s.dropped} dropped` + (s.connected ? "" : " · input lost, reconnecting") +
+        ` · ${s.hints} hint${s.hints === 1 ? "" : "s"}` +
+        (s.hints_state === "failed" ? " (hint model unavailable)" : "");
       if (document.activeElement !== box) box.checked = s.temporal !== "off";
     } catch (e) {}
     await sleep(500);
   }
 }
+const out = document.getElementById("out"), pick = document.getElementById("pick");
+const info = document.getElementById("hintinfo");
+let spot = null;  // where the picture was clicked, waiting for its colour
+const json = body => ({method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+async function hintPost(path, body) {
+  try {
+    const r = await fetch(path, json(body));
+    const text = await r.text();
+    if (!r.ok) { info.textContent = text.trim(); return; }
+    const s = JSON.parse(text);
+    info.textContent = path !== "/hint" ? "hints cleared" :
+      `hint ${s.hints} at ${s.hint.x.toFixed(3)}, ${s.hint.y.toFixed(3)}: ${s.hint.color}`;
+  } catch (e) { info.textContent = "the preview server does not answer"; }
+}
+out.addEventListener("click", e => {
+  const r = out.getBoundingClientRect();
+  if (!(r.width > 0 && r.height > 0)) return;
+  const c = v => Math.min(1, Math.max(0, v));
+  spot = {x: c((e.clientX - r.left) / r.width), y: c((e.clientY - r.top) / r.height)};
+  if (e.shiftKey) { send(); return; }  // the last colour again
+  info.textContent = `pick the colour for ${spot.x.toFixed(3)}, ${spot.y.toFixed(3)}`;
+  try { pick.showPicker(); } catch (err) { pick.click(); }
+});
+function send() {
+  if (!spot) return;
+  const s = spot; spot = null;
+  hintPost("/hint", {x: s.x, y: s.y, color: pick.value});
+}
+pick.addEventListener("change", send);
+document.getElementById("clear").onclick = () => { spot = null; hintPost("/hint/clear", {}); };
 show("in"); show("out"); stats();
 </script></body></html>
 """
@@ -211,19 +255,44 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                     self._send(503, b"no new frame yet\n", "text/plain", {"Retry-After": "1"})
                 else:
                     self._send(200, got[1], "image/jpeg", {"X-Frame": str(got[0])})
+            elif url.path == "/hints.toml" and getattr(server.controls, "hints", None) is not None:
+                text = dump_hints(server.controls.hints.session())
+                headers = {"Content-Disposition": 'attachment; filename="hints.toml"'}
+                self._send(200, text.encode(), "application/toml; charset=utf-8", headers)
             elif url.path == "/stats":
                 with server.latest.cond:
                     status = dict(server.latest.status)
                 status.setdefault("temporal", getattr(server.controls, "temporal", "off"))
+                hints = getattr(server.controls, "hints", None)
+                status["hints"] = hints.count if hints is not None else 0
+                status["hints_state"] = hints.state if hints is not None else "off"
                 status["time"] = time.time()
                 self._send(200, json.dumps(status).encode(), "application/json")
             else:
                 self._send(404, b"not found\n", "text/plain")
 
+        def _origin_ok(self) -> bool:
+            """A browser names the page that sends a POST: only the preview's own page may
+            change anything (a page elsewhere could otherwise post to 127.0.0.1)."""
+            origin = self.headers.get("Origin")
+            if origin is None or urlparse(origin).netloc == (self.headers.get("Host") or ""):
+                return True
+            self._send(403, b"forbidden origin\n", "text/plain")
+            return False
+
+        def _bad(self, message: str) -> None:
+            line = " ".join(str(message).split())
+            self._send(400, f"{line}\n".encode(), "text/plain")
+
         def do_POST(self) -> None:  # noqa: N802
-            if not self._host_ok():
+            if not self._host_ok() or not self._origin_ok():
                 return
-            if urlparse(self.path).path != "/control" or server.controls is None:
+            path = urlparse(self.path).path
+            hints = getattr(server.controls, "hints", None)
+            if path in ("/hint", "/hint/clear") and hints is not None:
+                self._post_hint(path, hints)
+                return
+            if path != "/control" or server.controls is None:
                 self._send(404, b"not found\n", "text/plain")
                 return
             try:
@@ -235,5 +304,45 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                 self._send(400, f"{e}\n".encode(), "text/plain")
                 return
             self._send(200, json.dumps({"temporal": server.controls.temporal}).encode(), "application/json")
+
+        def _post_hint(self, path: str, hints) -> None:
+            """POST /hint {"x", "y", "color"} or POST /hint/clear: 400 with one line when the
+            request is not one of those."""
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                self._bad("bad Content-Length")
+                return
+            if length > 4096:
+                self._bad("request too long")
+                return
+            raw = self.rfile.read(length) if length > 0 else b""
+            if path == "/hint/clear":
+                hints.clear()
+                self._send(200, json.dumps({"hints": hints.count}).encode(), "application/json")
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError as e:
+                self._bad(f"bad JSON: {e}")
+                return
+            if not isinstance(body, dict) or not {"x", "y", "color"} <= set(body):
+                self._bad('a hint is a JSON object {"x": 0..1, "y": 0..1, "color": "#rrggbb"}')
+                return
+            try:
+                rgb = parse_color(body["color"])
+            except ValueError as e:
+                self._bad(f"hint color {e}")
+                return
+            try:
+                hint = hints.add(body["x"], body["y"], rgb)
+            except ConfigError as e:
+                self._bad(str(e))
+                return
+            answer = {
+                "hints": hints.count,
+                "hint": {"x": hint.x, "y": hint.y, "color": "#{:02x}{:02x}{:02x}".format(*hint.rgb), "time": hint.time},
+            }
+            self._send(200, json.dumps(answer).encode(), "application/json")
 
     return Handler
