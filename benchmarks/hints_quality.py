@@ -16,7 +16,9 @@ clips:  the colour clips of ../shared/data/video, grayed: 10 hints from the trut
 thresholds: matching of pinned hints and reference photos on photos and a changed view of them
         (a random 70-90 % crop scaled back, gamma 0.8-1.25): for each cosine threshold, the
         share of pinned hints found at the right cell (within one cell), the share of false
-        matches on other photos, and the PSNR a reference gives. Run on validation photos.
+        matches on other photos, the PSNR gain the photo gives as a reference for its changed
+        view, and the gain (a loss, if any) from the previous photo as a reference, which does
+        not show this one. Run on validation photos.
 speed:  `streamcolor video` end to end at 480p on one gray clip: the automatic model, the hint
         model with no hints, with a hints file of 10 hints, with a reference photo; side by side.
 """
@@ -42,6 +44,7 @@ from streamcolor.hints_video import (
     descriptor_at,
     load_reference,
     propagate_corrections,
+    reference_correction,
     reference_points,
 )
 from streamcolor.pipeline import FrameSequencer
@@ -70,6 +73,60 @@ def truth_points(lab_small: np.ndarray, n: int, rng: np.random.Generator, patch:
         ab = lab_small[y : y + patch, x : x + patch, 1:].reshape(-1, 2).mean(0)
         pts.append(HintPoint((x + patch / 2) / w, (y + patch / 2) / h, ab, patch / 2 / min(h, w)))
     return pts
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    out = img.copy()
+    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def hints_sheet(data: Path, model: Path, out: Path, n_photos: int = 6, n_hints: int = 10) -> Path:
+    """A contact sheet (PNG): per photo, gray | automatic | n_hints hints from the truth (the
+    hint places ringed in the hint's colour) | truth."""
+    from training.data import list_images
+
+    c = _colorizer(model)
+    rows = []
+    for i, f in enumerate(list_images(data)[:n_photos]):
+        rgb = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        scale = 240 / rgb.shape[0]
+        rgb = cv2.resize(rgb, (int(round(rgb.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
+        gray8 = color.rgb8_to_gray8(rgb)
+        x = c.network_input(gray8, True)
+        h, w = x.shape[1:]
+        lab = cv2.cvtColor(
+            cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255, cv2.COLOR_RGB2Lab
+        )
+        l_lo = c.guide_lo(gray8, c.output_grid(gray8.shape), True)
+        pts = truth_points(lab, n_hints, np.random.default_rng(1000 + i))
+        auto = _to_rgb8(c, gray8, c.predict_features([x])[0][0])
+        ab, feats = c.predict_features([x], [hint_planes(pts, (h, w))])
+        hinted = _to_rgb8(c, gray8, propagate_corrections(ab[0], l_lo, feats[0], pts))
+        marked = hinted.copy()
+        for p in pts:
+            cx, cy = int(p.x * rgb.shape[1]), int(p.y * rgb.shape[0])
+            lab1 = np.array([[[float(l_lo.mean() * 100), *p.ab]]], np.float32)
+            col = tuple(int(v) for v in (np.clip(cv2.cvtColor(lab1, cv2.COLOR_Lab2RGB)[0, 0], 0, 1) * 255))
+            cv2.circle(marked, (cx, cy), 5, (255, 255, 255), 2)
+            cv2.circle(marked, (cx, cy), 3, col, -1)
+        g3 = np.repeat(gray8[..., None], 3, axis=2)
+        rows.append(
+            np.hstack(
+                [
+                    _label(g3, "gray"),
+                    _label(auto, "automatic"),
+                    _label(marked, f"{n_hints} hints"),
+                    _label(rgb, "truth"),
+                ]
+            )
+        )
+    width = max(r.shape[1] for r in rows)
+    sheet = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return out
 
 
 def photos(data: Path, models: list[Path], counts=COUNTS, limit: int = 0) -> dict:
@@ -231,7 +288,8 @@ def thresholds(data: Path, model: Path, limit: int = 200, grid=(0.5, 0.6, 0.7, 0
     feats, views = [], []
     true_sims, true_ok, false_sims = [], [], []
     psnr_by_t = {t: [] for t in grid}
-    psnr_auto = []
+    psnr_other = {t: [] for t in grid}
+    psnr_auto, psnr_auto_other, prev_ref = [], [], None
     with tempfile.TemporaryDirectory() as d:
         for i, f in enumerate(files):
             rgb = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -254,16 +312,24 @@ def thresholds(data: Path, model: Path, limit: int = 200, grid=(0.5, 0.6, 0.7, 0
                 true_ok.append(abs(fx - ex) * gw <= 1.0 and abs(fy - ey) * gh <= 1.0)
                 if i > 0:  # the same descriptor against another photo's view: a false match
                     false_sims.append(best_cell(views[i - 1], desc)[0])
-            # reference: the photo itself (its colours) on the changed view
+            # reference: the photo itself (its colours) on the changed view; and the previous
+            # photo as a reference that does not show this one (it should change little)
             ref = Path(d) / f"ref{i % 2}.png"
             cv2.imwrite(str(ref), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             refc = load_reference(Reference(ref), c)
             psnr_auto.append(psnr(_to_rgb8(c, g1, ab1[0]), view))
+            l_lo = c.guide_lo(g1, c.output_grid(g1.shape), True)
             for t in grid:
-                pts = reference_points(f1, refc, t)
-                planes = hint_planes(pts, x1.shape[1:]) if pts else None
-                ab = c.predict([x1], [planes])[0] if planes is not None else ab1[0]
-                psnr_by_t[t].append(psnr(_to_rgb8(c, g1, ab), view))
+                for r, into in ((refc, psnr_by_t[t]), (prev_ref, psnr_other[t])):
+                    if r is None:
+                        continue
+                    pts = reference_points(f1, r, t)
+                    planes = hint_planes(pts, x1.shape[1:]) if pts else None
+                    ab = c.predict([x1], [planes])[0] if planes is not None else ab1[0]
+                    into.append(psnr(_to_rgb8(c, g1, reference_correction(ab, l_lo, f1, [r], t)), view))
+            if prev_ref is not None:
+                psnr_auto_other.append(psnr_auto[-1])
+            prev_ref = refc
     ts, ok, fs = np.array(true_sims), np.array(true_ok), np.array(false_sims)
     rows = {
         str(t): {
@@ -271,6 +337,8 @@ def thresholds(data: Path, model: Path, limit: int = 200, grid=(0.5, 0.6, 0.7, 0
             "pin_found_wrong": float(np.mean((ts >= t) & ~ok)),
             "pin_false_match_other_photo": float(np.mean(fs >= t)),
             "reference_psnr": float(np.mean(psnr_by_t[t])),
+            "reference_psnr_gain": float(np.mean(psnr_by_t[t]) - np.mean(psnr_auto)),
+            "other_photo_reference_psnr_gain": float(np.mean(psnr_other[t]) - np.mean(psnr_auto_other)),
         }
         for t in grid
     }
@@ -335,6 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", type=Path, default=DATA / "eval")
     p.add_argument("--models", type=Path, nargs="+", required=True)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--sheet", type=Path, help="also draw a contact sheet (PNG) with the first model")
     p = sub.add_parser("clips", parents=[common])
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--auto", type=Path)
@@ -352,6 +421,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     if a.what == "photos":
         res = photos(a.data, a.models, limit=a.limit)
+        if a.sheet:
+            res["sheet"] = str(hints_sheet(a.data, a.models[0], a.sheet))
     elif a.what == "clips":
         res = clips(a.model, a.auto, a.clips, a.frames)
     elif a.what == "thresholds":

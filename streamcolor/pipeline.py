@@ -131,15 +131,12 @@ class FrameSequencer:
         """first_index: the index of the first frame pushed, when a run starts mid-film
         (shots.py): key frames stay where a run from the start puts them.
         tracker: user hints and reference photos (streamcolor/hints_video.py), for a hint
-        model; every frame then runs the network (the hints change from frame to frame), one
-        at a time (each frame's features place the next frame's reference hints).
+        model: every frame goes through the tracker; key frames and batches as without it.
         seconds_of: item -> its time in seconds (when the hints start and end)."""
         if keyframe_interval > 1 and temporal == "off":
             raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
         self.tracker = tracker
         self.seconds_of = seconds_of or (lambda item: 0.0)
-        if tracker is not None:
-            keyframe_interval, batch = 1, 1
         self.colorizer = colorizer
         self.full_range = full_range
         self.temporal = temporal
@@ -177,18 +174,23 @@ class FrameSequencer:
             self.times.temporal += time.perf_counter() - t0
         return done
 
-    def _predict_hinted(self, item: object, y8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame through the tracker and the hint model: -> (a*b*, its L* guide)."""
-        t0 = time.perf_counter()
+    def _hinted_inputs(self, item: object, y8: np.ndarray, index: int):
+        """One frame through the tracker (every frame, in order: it follows the hints along the
+        flow): -> (network input, L* guide, hint planes or None, the tracker's state for refine)."""
         x = self.colorizer.network_input(y8, self.full_range)
         l_lo = self.colorizer.guide_lo(y8, self.colorizer.output_grid(y8.shape), self.full_range)
-        planes = self.tracker.planes(self.count - len(self.waiting), self.seconds_of(item), y8, l_lo, x)
-        ab, feats = self.colorizer.predict_features([x], [planes])
-        ab = self.tracker.refine(ab[0], l_lo, feats[0])
-        self.tracker.observe(feats[0])
+        planes = self.tracker.planes(index, self.seconds_of(item), y8, l_lo, x)
+        return x, l_lo, planes, (self.tracker.points, self.tracker.active_refs)
+
+    def _predict_hinted(self, frames: list) -> list[np.ndarray]:
+        """Key frames' (x, l_lo, planes, state) -> their a*b*, hints spread (HintTracker.refine)."""
+        t0 = time.perf_counter()
+        abs_, feats = self.colorizer.predict_features([f[0] for f in frames], [f[2] for f in frames])
+        out = [self.tracker.refine(ab, f[1], fe, *f[3]) for ab, fe, f in zip(abs_, feats, frames)]
+        self.tracker.observe(feats[-1])
         self.times.model += time.perf_counter() - t0
-        self.network_runs += 1
-        return ab, l_lo
+        self.network_runs += len(frames)
+        return out
 
     def _run(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
         if self.tracker is not None:
@@ -216,16 +218,27 @@ class FrameSequencer:
         return done
 
     def _run_hinted(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
+        """As _run, with the hint tracker: every frame goes through the tracker; key frames are
+        predicted in one batch with their hint planes; frames between take the colour the
+        temporal filter carries along the flow (and are predicted only at a cut)."""
+        t0 = time.perf_counter()
+        first = self.count - len(self.waiting)
+        inputs = [self._hinted_inputs(item, y8, first + i) for i, (item, y8, _) in enumerate(self.waiting)]
+        self.times.temporal += time.perf_counter() - t0
+        keyed = [f for f, (_, _, k) in zip(inputs, self.waiting) if k]
+        preds = iter(self._predict_hinted(keyed)) if keyed else iter(())
         done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
-        for item, y8, _ in self.waiting:
-            pred, l_lo = self._predict_hinted(item, y8)
+        for (item, _, key), f in zip(self.waiting, inputs):
+            pred = next(preds) if key else functools.partial(lambda g: self._predict_hinted([g])[0], f)
+            l_lo = f[1]
+            if self.temporal == "off":
+                done.append((item, pred, l_lo))
+                continue
             t0 = time.perf_counter()
             if self.causal is not None:
                 done.append((item, self.causal(l_lo, pred), l_lo))
-            elif self.smoother is not None:
-                done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
             else:
-                done.append((item, pred, l_lo))
+                done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
             self.times.temporal += time.perf_counter() - t0
         self.waiting.clear()
         return done
