@@ -76,6 +76,7 @@ class VideoSummary:
     times: StageTimes
     backend: str
     out: Path | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder)
+    hints: str | None = None  # what the hints did, one line (HintStats.line)
 
     @property
     def fps(self) -> float:
@@ -143,7 +144,7 @@ def colorize_video(
         if cfg.hints:
             from streamcolor.hints_video import HintTracker
 
-            tracker = HintTracker(cfg.hints, colorizer, info.width, info.height, info.full_range)
+            tracker = HintTracker(cfg.hints, colorizer, info.width, info.height, info.full_range, warn=warn)
             if cfg.temporal == "bidirectional" and not is_url:  # hints also reach back to their shot's start
                 from streamcolor.hints_video import backward_positions
 
@@ -186,7 +187,17 @@ def colorize_video(
         if short:
             warn(f"the input ended early: {sink.frames} frames, {short} (damaged or truncated?)")
     seconds = time.perf_counter() - start
-    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out)
+    hints_line = None
+    if tracker is not None:
+        if tracker.pending:
+            first = tracker.pending[0]
+            when = f"frame {first.frame}" if first.frame is not None else f"{first.time:g} s"
+            warn(
+                f"{len(tracker.pending)} hint(s) never started: the input ended first "
+                f"(e.g. the hint at line {first.line}, at {when})"
+            )
+        hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending))
+    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line)
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:
@@ -211,7 +222,9 @@ _METADATA = {".png", ".jpg", ".jpeg", ".webp"}
 _WITH_METADATA = hasattr(cv2, "imdecodeWithMetadata")
 
 
-def colorize_photo(img: np.ndarray, colorizer: Colorizer, hints: HintFile | None = None) -> np.ndarray:
+def colorize_photo(
+    img: np.ndarray, colorizer: Colorizer, hints: HintFile | None = None, warn: Callable[[str], None] = print
+) -> np.ndarray:
     """A decoded photo, as OpenCV gives it: (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA,
     uint8 or uint16 -> the same layout in colour (gray -> BGR, gray+alpha -> BGRA), the
     same depth. Colour goes into the colour channels only: alpha is copied untouched, and
@@ -228,7 +241,7 @@ def colorize_photo(img: np.ndarray, colorizer: Colorizer, hints: HintFile | None
     if hints:
         from streamcolor.hints_video import colorize_with_hints
 
-        lab = colorizer._lab_at(y8, colorize_with_hints(y8, colorizer, hints, True), y8.shape, True)
+        lab = colorizer._lab_at(y8, colorize_with_hints(y8, colorizer, hints, True, warn), y8.shape, True)
     else:
         lab = colorizer.colorize_lab(y8, full_range=True)
     if img.dtype == np.uint16:
@@ -256,7 +269,7 @@ def colorize_image_file(
     ext = out.suffix.lower()
     if ext not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    result = colorize_photo(img, colorizer, hints)
+    result = colorize_photo(img, colorizer, hints, warn)
     if result.dtype == np.uint16 and ext not in _DEEP:
         warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
         result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)

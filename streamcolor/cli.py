@@ -235,6 +235,8 @@ def video(
             f"{summary.backend}) -> {summary.out or out}",
             err=True,
         )
+        if summary.hints:
+            typer.echo(summary.hints, err=True)
 
 
 @app.command()

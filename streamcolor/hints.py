@@ -206,8 +206,11 @@ def parse_hints(text: str, path: Path = Path("hints.toml")) -> HintFile:
             f"{path} line {line}: unknown entry '{unknown[0]}' (a hints file holds [[hint]] and [[reference]])"
         )
     for name in ("hint", "reference"):
-        if name in doc and not isinstance(doc[name], list):
-            raise ConfigError(f"{path} line {lines.table(name, 0)[0]}: '{name}' must be [[{name}]] tables")
+        if name in doc and not (isinstance(doc[name], list) and all(isinstance(t, dict) for t in doc[name])):
+            line = next(
+                (i for i, t in enumerate(lines.lines, 1) if re.match(rf"\s*(\[\s*{name}\s*\]|{name}\s*=)", t)), 0
+            )
+            raise ConfigError(f"{path} line {line}: '{name}' must be [[{name}]] tables (double brackets)")
     hints = tuple(_hint(h, n, lines, path) for n, h in enumerate(doc.get("hint", [])))
     refs = tuple(_reference(r, n, lines, path) for n, r in enumerate(doc.get("reference", [])))
     return HintFile(hints, refs)
@@ -232,7 +235,9 @@ def _hint(h: dict, n: int, lines: _Lines, path: Path) -> Hint:
             time = parse_time(h["time"])
     except ValueError as e:
         raise fail("frame" if "frame" in h else "time", str(e)) from None
-    if ("at" in h) == ("pixel" in h):
+    if "at" in h and "pixel" in h:
+        raise fail("pixel", "and 'at' both given: give one (at: fractions, pixel: pixels)")
+    if "at" not in h and "pixel" not in h:
         raise fail("at", "or 'pixel' is needed (one of them): where the hint is")
     key = "at" if "at" in h else "pixel"
     try:
@@ -243,6 +248,8 @@ def _hint(h: dict, n: int, lines: _Lines, path: Path) -> Hint:
         raise fail(key, f"must be fractions in [0, 1], got {h[key]!r} (for pixels write pixel = [x, y])")
     if key == "pixel" and (x < 0 or y < 0):
         raise fail(key, f"must be pixels >= 0, got {h[key]!r}")
+    if "colour" in h and "color" in h:
+        raise fail("colour", "and 'color' both given: give one")
     ckey = "colour" if "colour" in h else "color"
     if ckey not in h:
         raise fail("color", "is needed: '#rrggbb' or a CSS colour name")

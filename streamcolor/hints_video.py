@@ -26,7 +26,7 @@ import numpy as np
 
 from streamcolor import color
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import InputError
+from streamcolor.errors import ConfigError
 from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, HintPoint, Reference, hint_planes, place_hints
 from streamcolor.temporal import TemporalConfig, _Flow, _warp, is_cut, is_cut_after_motion
 
@@ -36,6 +36,10 @@ PIN_THRESHOLD = 0.70
 REF_THRESHOLD = 0.70
 # reference cells whose a*b* varies more than this (RMS, CIE units) hold two colours: no hint
 REF_MAX_SPREAD = 12.0
+# a reference photo needs this many pixels a side (the feature grid is 1/16 of the network's input)
+MIN_REFERENCE = 32
+# ... and this mean chroma (CIE a*b* units): below it, it is a gray or nearly gray photo
+MIN_REFERENCE_CHROMA = 3.0
 # a reference hint covers this share of its cell's side, at the cell's centre
 REF_PATCH = 0.25
 # reference cells given to the network as hints (the best-matching ones)
@@ -69,13 +73,35 @@ class ReferenceColours:
 
 def load_reference(ref: Reference, colorizer: Colorizer) -> ReferenceColours:
     """Read the reference photo, run the hint model on its lightness for its features, and
-    take its own a*b* per cell. Raises InputError for an unreadable photo."""
-    data = np.fromfile(ref.path, np.uint8) if Path(ref.path).is_file() else np.zeros(0, np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    take its own a*b* per cell. Raises ConfigError (one line) for a photo that is missing,
+    unreadable, smaller than MIN_REFERENCE pixels a side, or without colour."""
+    path = Path(ref.path)
+    if path.is_dir():
+        raise ConfigError(f"reference photo {path} is a folder, not a photo")
+    if not path.is_file():
+        raise ConfigError(f"reference photo not found: {path}")
+    data = np.fromfile(path, np.uint8)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our line, not OpenCV's warning
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if bgr is None:
-        raise InputError(f"cannot read reference photo {ref.path}")
+        raise ConfigError(f"cannot read reference photo {path}: not an image")
+    if min(bgr.shape[:2]) < MIN_REFERENCE:
+        raise ConfigError(
+            f"reference photo {path} is {bgr.shape[1]}x{bgr.shape[0]}: "
+            f"at least {MIN_REFERENCE} pixels a side are needed"
+        )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    chroma = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    if chroma < MIN_REFERENCE_CHROMA:
+        raise ConfigError(
+            f"reference photo {path} has no colour to give (mean chroma {chroma:.1f}): "
+            "a gray photo would only gray the output"
+        )
     # the network sees the photo as a gray photo is read (api.colorize_photo)
     y8 = (color.rgb_to_gray(rgb) * 255.0 + 0.5).astype(np.uint8)
     x = colorizer.network_input(y8, True)
@@ -222,23 +248,44 @@ def reference_correction(
 
 
 @dataclass
+class FrameState:
+    """What HintTracker.refine needs of one frame after planes(): the user's hint points on it,
+    the references that cover it, pins given on it (track, x, y), pins lost, a cut before it."""
+
+    points: list[HintPoint] = field(default_factory=list)
+    refs: list[ReferenceColours] = field(default_factory=list)
+    new_pins: list = field(default_factory=list)
+    lost: list = field(default_factory=list)
+    cut: bool = False
+
+
+@dataclass
 class HintStats:
     """What the hints did over a run (for the summary line and the benchmarks)."""
 
-    applied_frames: int = 0
+    applied_frames: int = 0  # frames with a user hint or a reference on them
+    started: int = 0  # user hints that started
     pins_found: int = 0
     pins_missed: int = 0
-    reference_cells: int = 0
-    extra_passes: int = 0
+    reference_cells: int = 0  # reference cells given to the network as hints, all frames
     cuts: int = 0
-    ended: list[int] = field(default_factory=list)
+
+    def line(self, hints: int, pending: int) -> str:
+        """One line for the run's summary."""
+        parts = [f"hints: {self.started} of {hints} started, on {self.applied_frames} frame(s)"]
+        if pending:
+            parts.append(f"{pending} never reached (after the input's end?)")
+        if self.pins_found or self.pins_missed:
+            parts.append(f"pinned ones found again {self.pins_found}x, not found {self.pins_missed}x")
+        return "; ".join(parts)
 
 
 class HintTracker:
     """Feeds a hint model: hint planes for each frame, in order.
 
     width, height: the frame size (pixels: hint positions and radii); full_range: the luma
-    codes' range; cfg: the temporal filters' flow and cut settings.
+    codes' range; cfg: the temporal filters' flow and cut settings; warn: gets one line per
+    hint left out (a place outside the frame).
     """
 
     def __init__(
@@ -251,8 +298,11 @@ class HintTracker:
         cfg: TemporalConfig | None = None,
         pin_threshold: float = PIN_THRESHOLD,
         ref_threshold: float = REF_THRESHOLD,
+        warn=lambda msg: None,
     ):
         self.colorizer = colorizer
+        self.warn = warn
+        self.total_hints = len(hints.hints)
         self.width, self.height = width, height
         self.full_range = full_range
         self.cfg = cfg or TemporalConfig()
@@ -264,12 +314,10 @@ class HintTracker:
         self.prev_l: np.ndarray | None = None
         self.prev_feats: np.ndarray | None = None
         self.stats = HintStats()
-        self._need_descriptor: list[Track] = []
         self._lock = threading.Lock()
         self._added: list[Hint] = []
         self.early: dict[int, list[tuple[Hint, float, float]]] = {}
-        self.points: list[HintPoint] = []
-        self.active_refs: list[ReferenceColours] = []
+        self.state = FrameState()
 
     def carry_back(self, early: dict[int, list[tuple[Hint, float, float]]]) -> None:
         """Positions of hints on frames before they start (backward_positions): frame index ->
@@ -287,13 +335,17 @@ class HintTracker:
         code = y8[min(int(y * h), h - 1), min(int(x * w), w - 1)]
         return float(color.luma_lut(self.full_range)[code])
 
-    def _start(self, hint: Hint, y8: np.ndarray) -> Track:
+    def _start(self, hint: Hint, y8: np.ndarray) -> Track | None:
         x, y = hint.position(self.width, self.height)
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            self.warn(
+                f"hint at line {hint.line}: {hint.x:g}, {hint.y:g} is outside the "
+                f"{self.width}x{self.height} frame; left out"
+            )
+            return None
         p = place_hints([hint], np.array([[self._lightness(y8, x, y)]], np.float32), self.width, self.height)[0]
-        t = Track(hint, p.x, p.y, p.ab, p.radius)
-        if hint.until == UNTIL_PIN:
-            self._need_descriptor.append(t)
-        return t
+        self.stats.started += 1
+        return Track(hint, p.x, p.y, p.ab, p.radius)
 
     def _move(self, l_lo: np.ndarray) -> bool:
         """Carry the tracks from the previous frame to this one; -> whether this frame is a cut."""
@@ -315,10 +367,14 @@ class HintTracker:
             t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
         return False
 
-    def planes(self, index: int, seconds: float, y8: np.ndarray, l_lo: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    def planes(
+        self, index: int, seconds: float, y8: np.ndarray, l_lo: np.ndarray, shape: tuple[int, int]
+    ) -> np.ndarray | None:
         """The hint planes for frame `index` at `seconds` (y8: its luma codes, l_lo: L*/100 at
-        the network output grid, x: its network input (1, h, w)); None when no hint applies.
-        Frames must come in order, every one of them."""
+        the network output grid, shape: the network input's (h, w)); None when no hint
+        applies. Frames must come in order, every one of them; `self.state` then holds what
+        refine() needs for this frame. No network pass happens here: pinned hints are looked
+        for, and new pins described, in refine() with the frame's own features."""
         with self._lock:
             if self._added:
                 self.pending, self._added = self.pending + self._added, []
@@ -336,78 +392,87 @@ class HintTracker:
             self.prev_feats = None
         self.tracks = [t for t in self.tracks if not t.hint.ended(seconds) and (t.visible or t.hint.until == UNTIL_PIN)]
         ready = [h for h in self.pending if h.starts_by(index, seconds)]
+        new_pins = []
         if ready:
             self.pending = [h for h in self.pending if not h.starts_by(index, seconds)]
-            self.tracks += [self._start(h, y8) for h in ready if not h.ended(seconds)]
+            for h in ready:
+                if h.ended(seconds):
+                    continue
+                t = self._start(h, y8)
+                if t is None:
+                    continue
+                self.tracks.append(t)
+                if h.until == UNTIL_PIN:
+                    new_pins.append((t, t.x, t.y))
         refs = [r for r in self.references if r.ref.covers(seconds)]
-        self.active_refs = refs
-        lost = [t for t in self.tracks if t.lost]
-        feats = self.prev_feats
-        if (refs or lost) and feats is None:  # a shot's first frame: its own features, one extra pass
-            _, fl = self.colorizer.predict_features([x])
-            feats = fl[0]
-            self.stats.extra_passes += 1
-        for t in lost:
-            sim, fx, fy = best_cell(feats, t.descriptor)
-            if sim >= self.pin_threshold:
-                t.x, t.y, t.lost, t.visible = fx, fy, False, True
-                t.ab = place_hints([t.hint], np.array([[self._lightness(y8, fx, fy)]], np.float32), 1, 1)[0].ab
-                self.stats.pins_found += 1
-            elif cut:
-                self.stats.pins_missed += 1
         points = [HintPoint(t.x, t.y, t.ab, t.radius) for t in self.tracks if not t.lost and t.visible]
-        self.points = points  # the user's, for refine()
         for hint, ex, ey in self.early.pop(index, []):  # carried back from where it starts
             p = place_hints([hint], np.array([[self._lightness(y8, ex, ey)]], np.float32), self.width, self.height)[0]
             points.append(HintPoint(ex, ey, p.ab, p.radius))
         ref_points = []
-        for r in refs:
-            ref_points += reference_points(feats, r, self.ref_threshold)
+        if self.prev_feats is not None:  # the previous frame's features place the network's hints
+            for r in refs:
+                ref_points += reference_points(self.prev_feats, r, self.ref_threshold)
         self.stats.reference_cells += len(ref_points)
+        self.state = FrameState(points, refs, new_pins, [t for t in self.tracks if t.lost], cut)
         self.prev_l = l_lo
+        if points or refs:
+            self.stats.applied_frames += 1
         if not points and not ref_points:
             return None
-        self.stats.applied_frames += 1
         # the user's hints are drawn last: they win over a reference where both fall
-        return hint_planes(ref_points + points, x.shape[1:])
+        return hint_planes(ref_points + points, shape)
 
     def refine(
-        self,
-        ab: np.ndarray,
-        l_lo: np.ndarray,
-        feats: np.ndarray,
-        points: list[HintPoint] | None = None,
-        refs: list[ReferenceColours] | None = None,
+        self, ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, state: FrameState | None = None
     ) -> np.ndarray:
-        """The network's a*b* for a frame (points, refs: its state after planes(); default the
-        last frame's), with the reference colours
-        (reference_correction) and what the network left of the user's hints spread
-        (propagate_corrections) on top."""
-        points = self.points if points is None else points
-        refs = self.active_refs if refs is None else refs
-        if refs:
-            ab = reference_correction(ab, l_lo, feats, refs, self.ref_threshold)
+        """The network's a*b* for a frame (state: its planes() state; default the last frame's),
+        with its features (gh, gw, C): pins given on this frame are described; pins lost at a
+        cut are looked for (and, when found, applied from this frame on); then the reference
+        colours (reference_correction) and what the network left of the user's hints
+        (propagate_corrections) are applied."""
+        st = state or self.state
+        for t, x, y in st.new_pins:
+            t.descriptor = descriptor_at(feats, x, y)
+        points = list(st.points)
+        for t in st.lost:
+            if not t.lost or t.descriptor is None:
+                continue
+            sim, fx, fy = best_cell(feats, t.descriptor)
+            if sim >= self.pin_threshold:
+                t.x, t.y, t.lost, t.visible = fx, fy, False, True
+                gh, gw = l_lo.shape
+                lightness = 100.0 * float(l_lo[min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)])
+                t.ab = place_hints([t.hint], np.array([[lightness]], np.float32), 1, 1)[0].ab
+                points.append(HintPoint(t.x, t.y, t.ab, t.radius))
+                self.stats.pins_found += 1
+            elif st.cut:
+                self.stats.pins_missed += 1
+        if st.refs:
+            ab = reference_correction(ab, l_lo, feats, st.refs, self.ref_threshold)
         return propagate_corrections(ab, l_lo, feats, points)
 
     def observe(self, feats: np.ndarray) -> None:
-        """The features (gh, gw, C) of the frame just predicted (Colorizer.predict_features)."""
+        """The features (gh, gw, C) of the latest frame predicted (Colorizer.predict_features):
+        they place the next frames' reference hints."""
         self.prev_feats = feats
-        for t in self._need_descriptor:
-            t.descriptor = descriptor_at(feats, t.x, t.y)
-        self._need_descriptor.clear()
 
 
-def colorize_with_hints(y8: np.ndarray, colorizer: Colorizer, hints: HintFile, full_range: bool = True) -> np.ndarray:
+def colorize_with_hints(
+    y8: np.ndarray, colorizer: Colorizer, hints: HintFile, full_range: bool = True, warn=lambda msg: None
+) -> np.ndarray:
     """One gray photo (H, W) uint8 with every hint of the file (times ignored) and its
     references -> (h/4, w/4, 2) a*b* on the network grid (Colorizer._lab_at turns it into
     the photo's L*a*b*)."""
     h, w = y8.shape
     everything = HintFile(tuple(_at_start(t) for t in hints.hints), tuple(_whole(r) for r in hints.references))
-    tracker = HintTracker(everything, colorizer, w, h, full_range)
+    tracker = HintTracker(everything, colorizer, w, h, full_range, warn=warn)
     x = colorizer.network_input(y8, full_range)
     grid = colorizer.output_grid(y8.shape)
     l_lo = colorizer.guide_lo(y8, grid, full_range)
-    planes = tracker.planes(0, 0.0, y8, l_lo, x)
+    if tracker.references:  # a photo has no previous frame: its own features place the reference's hints
+        tracker.observe(colorizer.predict_features([x])[1][0])
+    planes = tracker.planes(0, 0.0, y8, l_lo, x.shape[1:])
     ab, feats = colorizer.predict_features([x], [planes])
     return tracker.refine(ab[0], l_lo, feats[0])
 

@@ -174,19 +174,24 @@ class FrameSequencer:
             self.times.temporal += time.perf_counter() - t0
         return done
 
-    def _hinted_inputs(self, item: object, y8: np.ndarray, index: int):
+    def _hinted_inputs(self, item: object, y8: np.ndarray, index: int, key: bool):
         """One frame through the tracker (every frame, in order: it follows the hints along the
-        flow): -> (network input, L* guide, hint planes or None, the tracker's state for refine)."""
-        x = self.colorizer.network_input(y8, self.full_range)
+        flow): -> [network input (key frames; None until needed otherwise), L* guide, hint
+        planes or None, the tracker's state for refine]."""
         l_lo = self.colorizer.guide_lo(y8, self.colorizer.output_grid(y8.shape), self.full_range)
-        planes = self.tracker.planes(index, self.seconds_of(item), y8, l_lo, x)
-        return x, l_lo, planes, (self.tracker.points, self.tracker.active_refs)
+        shape = self.colorizer.card.input_size(*y8.shape)
+        planes = self.tracker.planes(index, self.seconds_of(item), y8, l_lo, shape)
+        x = self.colorizer.network_input(y8, self.full_range) if key else None
+        return [x, l_lo, planes, self.tracker.state, y8]
 
     def _predict_hinted(self, frames: list) -> list[np.ndarray]:
-        """Key frames' (x, l_lo, planes, state) -> their a*b*, hints spread (HintTracker.refine)."""
+        """Key frames' _hinted_inputs -> their a*b*, hints applied (HintTracker.refine)."""
         t0 = time.perf_counter()
+        for f in frames:
+            if f[0] is None:
+                f[0] = self.colorizer.network_input(f[4], self.full_range)
         abs_, feats = self.colorizer.predict_features([f[0] for f in frames], [f[2] for f in frames])
-        out = [self.tracker.refine(ab, f[1], fe, *f[3]) for ab, fe, f in zip(abs_, feats, frames)]
+        out = [self.tracker.refine(ab, f[1], fe, f[3]) for ab, fe, f in zip(abs_, feats, frames)]
         self.tracker.observe(feats[-1])
         self.times.model += time.perf_counter() - t0
         self.network_runs += len(frames)
@@ -223,7 +228,7 @@ class FrameSequencer:
         temporal filter carries along the flow (and are predicted only at a cut)."""
         t0 = time.perf_counter()
         first = self.count - len(self.waiting)
-        inputs = [self._hinted_inputs(item, y8, first + i) for i, (item, y8, _) in enumerate(self.waiting)]
+        inputs = [self._hinted_inputs(item, y8, first + i, k) for i, (item, y8, k) in enumerate(self.waiting)]
         self.times.temporal += time.perf_counter() - t0
         keyed = [f for f, (_, _, k) in zip(inputs, self.waiting) if k]
         preds = iter(self._predict_hinted(keyed)) if keyed else iter(())

@@ -88,6 +88,10 @@ def test_hints_file_reads_every_field_and_round_trips(tmp_path):
         ('[[reference]]\npath = "nope.jpg"\n', 2, "'path' names no file"),
         ("[[hint]]\nat = [0.5, 0.5]\ncolor = red\n", 3, "not valid TOML: Invalid value"),
         ("[hints]\nx = 1\n", 1, "unknown entry 'hints'"),
+        ('[hint]\nat = [0.5, 0.5]\ncolor = "red"\n', 1, "'hint' must be [[hint]] tables"),
+        ("\nhint = 5\n", 2, "'hint' must be [[hint]] tables"),
+        ('[[hint]]\nat = [0.5, 0.5]\npixel = [3, 4]\ncolor = "red"\n', 3, "'pixel' and 'at' both given"),
+        ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\ncolour = "blue"\n', 4, "'colour' and 'color' both given"),
     ],
 )
 def test_bad_hints_files_name_the_line_and_field_in_one_line(tmp_path, text, line, words):
@@ -161,8 +165,9 @@ def _track(colorizer, frames, hints: HintFile, seconds=lambda i: i / 25.0) -> tu
     for i, y8 in enumerate(frames):
         x = colorizer.network_input(y8, True)
         lo = colorizer.guide_lo(y8, colorizer.output_grid(y8.shape), True)
-        planes = tr.planes(i, seconds(i), y8, lo, x)
-        _, feats = colorizer.predict_features([x], [planes])
+        planes = tr.planes(i, seconds(i), y8, lo, x.shape[1:])
+        ab, feats = colorizer.predict_features([x], [planes])
+        tr.refine(ab[0], lo, feats[0])
         tr.observe(feats[0])
         placed.append([(t.x, t.y) for t in tr.tracks if not t.lost and t.visible])
     return tr, placed
@@ -266,7 +271,7 @@ def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_co
     for i, y8 in enumerate(frames):
         x = hint_colorizer.network_input(y8, True)
         lo = hint_colorizer.guide_lo(y8, hint_colorizer.output_grid(y8.shape), True)
-        got.append(tr.planes(i, i / 25.0, y8, lo, x) is not None)
+        got.append(tr.planes(i, i / 25.0, y8, lo, x.shape[1:]) is not None)
         tr.observe(hint_colorizer.predict_features([x])[1][0])
     assert got == [False] * 3 + [True] * 11
 
@@ -287,3 +292,59 @@ def test_what_the_network_left_of_a_hint_spreads_over_its_region_not_across():
     assert out[:, 20:, 0].mean() < 2.0  # the other region (other features, other L*) does not
     np.testing.assert_allclose(out[..., 1], 5.0, atol=1e-4)  # b* was right already: unchanged
     assert propagate_corrections(ab, l_lo, feats, []) is ab
+
+
+def test_a_pin_given_just_before_a_cut_inside_one_batch_is_found_again(hint_colorizer):
+    """A pin's features come from the frame it is given on, even when a cut follows in the
+    same batch of frames (found by a new-user trial: this crashed)."""
+    from streamcolor.pipeline import FrameSequencer
+
+    frames = _moving_square(14, cut_at=7)
+    hint = Hint(x=(35 + 3 * 6) / 160, y=65 / 120, rgb=(0, 0, 255), time=None, frame=6, until="pin")
+    for batch, interval in ((4, 1), (4, 2), (1, 1)):
+        tr = HintTracker(HintFile((hint,)), hint_colorizer, 160, 120, True)
+        seq = FrameSequencer(hint_colorizer, True, "causal", interval, batch, tracker=tr, seconds_of=lambda i: i / 25)
+        out = []
+        for i, f in enumerate(frames):
+            out += seq.push(i, f)
+        out += seq.flush()
+        assert [o[0] for o in out] == list(range(14))
+        assert tr.stats.cuts == 1 and tr.stats.pins_found >= 1, (batch, interval, tr.stats)
+
+
+def test_hints_outside_the_frame_or_after_the_end_are_reported(tmp_path, hint_colorizer):
+    from media import make_video
+
+    from streamcolor.api import colorize_video
+
+    src = make_video(tmp_path / "in.mp4", width=96, height=64, frames=10, audio=False)
+    hf = HintFile(
+        (
+            Hint(500.0, 10.0, (255, 0, 0), pixels=True, line=3),  # beyond the 96-pixel width
+            Hint(0.5, 0.5, (0, 0, 255), time=100.0, line=9),  # after the end
+            Hint(0.5, 0.5, (0, 255, 0), line=14),
+        )
+    )
+    said = []
+    s = colorize_video(src, tmp_path / "out.mp4", ColorizeConfig(model=HINTS_MODEL, hints=hf), warn=said.append)
+    assert s.frames == 10
+    assert any("line 3" in m and "outside the 96x64 frame" in m for m in said), said
+    assert any("1 hint(s) never started" in m and "line 9" in m for m in said), said
+    assert s.hints.startswith("hints: 1 of 3 started, on 10 frame(s)"), s.hints
+
+
+def test_references_without_colour_too_small_or_not_photos_are_refused_in_one_line(tmp_path, hint_colorizer):
+    from streamcolor.hints import Reference
+    from streamcolor.hints_video import load_reference
+
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((8, 8, 3), (0, 0, 255), np.uint8))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    cases = {gray: "has no colour", tiny: "is 8x8", text: "not an image", tmp_path: "is a folder"}
+    for path, words in cases.items():
+        with pytest.raises(ConfigError) as e:
+            load_reference(Reference(path), hint_colorizer)
+        assert words in str(e.value) and "\n" not in str(e.value)
