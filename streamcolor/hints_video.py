@@ -46,6 +46,30 @@ REF_PATCH = 0.25
 REF_NETWORK_HINTS = 8
 
 
+_BLAS = None
+
+
+def _one_blas_thread(fn):
+    """Run fn with NumPy's BLAS (OpenBLAS) on one thread. The matching and spreading here are
+    small matrix products done once a frame beside the decoder, the network and the encoder:
+    OpenBLAS's spinning worker threads took the cores they need (480p with a reference ran
+    2.5x slower than without; one thread: 1.12x, benchmarks/hints_quality.py speed). The
+    limit is set for the call and restored after (threadpoolctl, cached controller: ~10 us)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        global _BLAS
+        if _BLAS is None:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        with _BLAS.limit(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return run
+
+
 @dataclass
 class Track:
     """A hint on the current frame: where it is now and the a*b* it gives."""
@@ -367,6 +391,7 @@ class HintTracker:
             t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
         return False
 
+    @_one_blas_thread
     def planes(
         self, index: int, seconds: float, y8: np.ndarray, l_lo: np.ndarray, shape: tuple[int, int]
     ) -> np.ndarray | None:
@@ -423,6 +448,7 @@ class HintTracker:
         # the user's hints are drawn last: they win over a reference where both fall
         return hint_planes(ref_points + points, shape)
 
+    @_one_blas_thread
     def refine(
         self, ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, state: FrameState | None = None
     ) -> np.ndarray:
