@@ -211,6 +211,32 @@ def test_hint_channels_start_at_zero():
         torch.testing.assert_close(m(x), m(x, hints))
 
 
+def test_gated_hints_leave_the_automatic_result_exactly_as_it_was_whatever_the_branch_learned():
+    from training.student import MobileStudent, ab_bins
+    from training.train_student import parse_variants
+
+    assert parse_variants("m16a0.5ig")[0]["hints"] == "gated" and parse_variants("m16a0.5ih")[0]["hints"] is True
+    torch.manual_seed(0)
+    base = MobileStudent(ab_bins()[::4], stages=16, decoder=(16, 16, 16)).eval()
+    gated = MobileStudent(ab_bins()[::4], stages=16, decoder=(16, 16, 16), hints="gated").eval()
+    missing, unexpected = gated.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("hint") for k in missing)
+    with torch.no_grad():
+        for name, p in gated.named_parameters():  # a branch that has learned something
+            if name.startswith("hint"):
+                p.copy_(torch.randn_like(p) * 0.3)
+        x = torch.rand(2, 1, 64, 96) * 2 - 1
+        assert torch.equal(gated(x), base(x))
+        assert torch.equal(gated(x, torch.zeros(2, 3, 64, 96)), base(x))
+        hints = torch.zeros(2, 3, 64, 96)
+        hints[0, 2, 30, 40], hints[0, 0, 30, 40] = 1.0, 0.5  # a hint on the first photo only
+        out = gated(x, hints)
+        assert not torch.allclose(out[0], base(x)[0]) and torch.equal(out[1], base(x)[1])
+    gated.frozen_bn = True
+    gated.train()
+    assert all(not m.training for m in gated.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
 @needs_tflite
 def test_teachers_on_the_pretrained_backbone_train_a_step(tmp_path):
     """Both teachers and the MobileNetV2 perceptual loss take the weights file, run forward and

@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
                     "comment": "hints (N, 3, H, W): a*/110 and b*/110 where a hint is, 0 elsewhere, and the 0/1 mask "
                     "(Zhang et al. 2017); features (N, C, H/16, W/16): the encoder's, independent of the hints",
                     "hint_none_share": ck.get("hint_none"),
+                    "design": "gated branch beside the automatic student's decoder (no hints: its output exactly)"
+                    if ck.get("hints") == "gated"
+                    else "hint grids added to the decoder",
                 }
             }
             if ck.get("hints")

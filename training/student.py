@@ -156,6 +156,9 @@ class MobileStudent(ABClassifier):
 
     hints: also take (N, 3, H, W) user hints (Zhang et al. 2017, "Real-Time User-Guided Image
     Colorization with Learned Deep Priors"): channels a*/110 * mask, b*/110 * mask, mask (0/1).
+    hints="gated" (the shipped hint model, _decode_gated): a branch that sees the hints and the
+    encoder's features, added to the decoder only when a photo holds a hint; without hints the
+    output is the automatic student's, exactly. hints=True: the first design described here.
     They enter the decoder only, at strides 16, 8 and 4 (each cell: the mean hint colour and
     whether it holds a hint), through layers that start at zero, so (1) a network without hints
     is unchanged, (2) the encoder's features do not depend on the hints: one pass gives both the
@@ -201,8 +204,25 @@ class MobileStudent(ABClassifier):
         self.lat4 = nn.Conv2d(c[4], d4, 1)
         self.d4 = nn.Sequential(_conv(d4, d4), _conv(d4, d4))
         self.head = nn.Conv2d(d4, bins.shape[0], 1)
-        self.hints = bool(hints)
-        if hints:
+        self.hints = hints if hints in (False, "gated") else bool(hints)
+        self.frozen_bn = False  # train(): keep the batch norms of a fixed decoder fixed too
+        if hints == "gated":
+            c = STAGE_CHANNELS
+
+            def branch(cin: int, width: int, cout: int, dilations: tuple[int, ...]) -> nn.Sequential:
+                layers, ch = [], cin
+                for dil in dilations:
+                    layers += [nn.Conv2d(ch, width, 3, padding=dil, dilation=dil), nn.ReLU(inplace=True)]
+                    ch = width
+                return nn.Sequential(*layers, nn.Conv2d(width, cout, 1))
+
+            self.hint16 = branch(3 + c[16], 64, d16, (1, 2, 4))
+            self.hint8 = branch(3 + c[8], 32, d8, (1, 2))
+            self.hint4 = branch(3 + c[4], 32, d4, (1,))
+            for b in (self.hint16, self.hint8, self.hint4):
+                nn.init.zeros_(b[-1].weight)
+                nn.init.zeros_(b[-1].bias)
+        elif hints:
             self.hint16 = nn.Sequential(
                 nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, d16, 3, padding=2, dilation=2)
             )
@@ -250,8 +270,18 @@ class MobileStudent(ABClassifier):
             out[s] = torch.cat([g[:, :2] / (cover + 1e-4), torch.sqrt(cover)], dim=1)
         return out
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen_bn:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
     def decode(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder features (features()) and optional hints -> (N, Q, H/4, W/4) class logits."""
+        if self.hints == "gated":
+            return self._decode_gated(e, hints)
         h = self.hint_grids(hints) if self.hints and hints is not None else None
         if self.stages == 32 and self.classifier_folded:
             pooled = self.encoder.features_conv(e[32]).mean(dim=(2, 3))
@@ -278,6 +308,30 @@ class MobileStudent(ABClassifier):
         d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
         if h is not None:
             d4 = d4 + self.hint4(h[4])
+        return self.head(self.d4(d4))
+
+    def _decode_gated(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None) -> torch.Tensor:
+        """The decoder of stages 16, with the gated hint branch: at strides 16, 8 and 4 a small
+        network sees the hint grid beside the encoder's features there, and its output is
+        added to the decoder's, times gate = 1 when the photo holds any hint, else 0. So with
+        no hints the result is exactly the decoder without hint channels, whatever the
+        branch learned; the branch alone is trained, the rest stays the automatic model."""
+        if self.stages != 16:
+            raise ValueError("gated hints are built for the stages-16 student")
+        g = self.fuse(e[16].mean(dim=(2, 3)))[:, :, None, None]
+        d16 = self.lat16(e[16]) + g
+        if hints is not None:
+            h = self.hint_grids(hints)
+            gate = hints[:, 2:3].amax(dim=(2, 3), keepdim=True)
+            d16 = d16 + gate * self.hint16(torch.cat([h[16], e[16]], dim=1))
+        d = self.d16(F.relu(d16))
+        d8 = F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8])
+        if hints is not None:
+            d8 = d8 + gate * self.hint8(torch.cat([h[8], e[8]], dim=1))
+        d = self.d8(d8)
+        d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
+        if hints is not None:
+            d4 = d4 + gate * self.hint4(torch.cat([h[4], e[4]], dim=1))
         return self.head(self.d4(d4))
 
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:

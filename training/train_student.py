@@ -140,13 +140,14 @@ def parse_variants(spec: str) -> list[dict]:
     (needs --backbone), a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
     teacher's targets for this variant (default: --distill), t: which --teacher (0-based,
     default the first), i: start from --init, h: with user-hint inputs (m only, Zhang et al. 2017;
-    hints simulated from the truth, see simulate_hints)."""
+    hints simulated from the truth, see simulate_hints), g: the gated hint branch instead
+    (MobileStudent._decode_gated; with --train-only-hints only the branch learns)."""
     import re
 
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?(h)?", item)
+        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?([hg])?", item)
         if not m:
             raise SystemExit(f"bad variant '{item}': expected like w16a0.5, m32a0.5 or w24a0.75d5p0.1k0.3t1i")
         arch = "mobile" if m[1] == "m" else "unet"
@@ -166,7 +167,7 @@ def parse_variants(spec: str) -> list[dict]:
                 "distill": float(m[5]) if m[5] else None,
                 "teacher": int(m[6] or 0),
                 "init": bool(m[7]),
-                "hints": bool(m[8]),
+                "hints": {"h": True, "g": "gated"}.get(m[8], False),
             }
         )
     return out
@@ -212,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
         "(all must start from --init)",
     )
     ap.add_argument("--hint-none", type=float, default=0.5, help="h variants: share of photos without hints")
+    ap.add_argument(
+        "--train-only-hints",
+        action="store_true",
+        help="g variants: train the hint branch alone (encoder, decoder and their batch norms fixed): "
+        "without hints the model stays its --init, exactly",
+    )
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     ap.add_argument("--val-minutes", type=float, default=0.75, help="validation cross-entropy this often")
     ap.add_argument("--save-minutes", type=float, default=10.0, help="write a resumable checkpoint this often")
@@ -301,6 +308,13 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"--freeze-stride must be 2, 4, 8 or the variant's stages, got {a.freeze_stride}")
             for mod in [m.encoder.stem, *m.encoder.blocks[: STAGE_ENDS[a.freeze_stride] + 1]]:
                 mod.requires_grad_(False)
+        if a.train_only_hints:
+            if v["hints"] != "gated":
+                raise SystemExit(f"--train-only-hints is for g variants, not {v['name']}")
+            for name, prm in m.named_parameters():
+                prm.requires_grad_(name.startswith("hint"))
+            m.frozen_bn = True
+            m.train()
         if v["arch"] == "mobile":  # the pretrained encoder moves slower than the new decoder
             enc = {id(p) for p in m.encoder.parameters() if p.requires_grad}
             groups = [
@@ -309,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
         else:
             groups = [{"params": list(m.parameters()), "lr_scale": 1.0}]
-        opts.append(torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4))
+        opts.append(torch.optim.AdamW([g for g in groups if g["params"]], lr=a.lr, weight_decay=1e-4))
         weights.append(rebalance_weights(prior, bins, v["alpha"]))
     # the whole encoder fixed and the same in every variant: computed once per batch
     shared_encoder = a.freeze_stride in (16, 32) and all(
