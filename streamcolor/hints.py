@@ -357,22 +357,22 @@ def hint_planes(points: list[HintPoint], shape: tuple[int, int]) -> np.ndarray:
     mask. Later points overwrite earlier ones where they overlap."""
     h, w = shape
     planes = np.zeros((3, h, w), np.float32)
+    a, b, mask = planes  # views: cv2.circle draws into them
     short = min(h, w)
     for p in points:
         cx, cy = p.x * w - 0.5, p.y * h - 0.5
         if not (-0.5 <= cx <= w - 0.5 and -0.5 <= cy <= h - 0.5):
             continue
-        r = max(0.5, p.radius * short)
-        x0, x1 = int(np.floor(cx - r + 0.5)), int(np.floor(cx + r + 0.5))
-        y0, y1 = int(np.floor(cy - r + 0.5)), int(np.floor(cy + r + 0.5))
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
-        yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
-        disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        if not disc.any():  # a radius under half a pixel: the nearest pixel
-            disc[np.unravel_index(np.argmin((xx - cx) ** 2 + (yy - cy) ** 2), disc.shape)] = True
-        for c in range(2):
-            planes[c, y0 : y1 + 1, x0 : x1 + 1][disc] = p.ab[c] / AB_NORM
-        planes[2, y0 : y1 + 1, x0 : x1 + 1][disc] = 1.0
+        r = p.radius * short
+        if r < 1.0:  # under a pixel: the nearest pixel
+            x, y = min(max(int(round(cx)), 0), w - 1), min(max(int(round(cy)), 0), h - 1)
+            a[y, x], b[y, x], mask[y, x] = p.ab[0] / AB_NORM, p.ab[1] / AB_NORM, 1.0
+            continue
+        # a filled disc, its centre and radius in 1/16 pixel (OpenCV's fixed-point shift)
+        centre, radius = (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16))
+        cv2.circle(a, centre, radius, float(p.ab[0] / AB_NORM), -1, cv2.LINE_8, 4)
+        cv2.circle(b, centre, radius, float(p.ab[1] / AB_NORM), -1, cv2.LINE_8, 4)
+        cv2.circle(mask, centre, radius, 1.0, -1, cv2.LINE_8, 4)
     return planes
 
 

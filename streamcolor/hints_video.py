@@ -386,13 +386,14 @@ class HintTracker:
         if is_cut_after_motion(prev, _warp(l_lo, self.flow.to_maps(fwd)), self.cfg):
             return True
         gh, gw = l_lo.shape
-        for t in self.tracks:
-            if t.lost:
-                continue
-            px, py = t.x * gw - 0.5, t.y * gh - 0.5
-            d = _bilinear(fwd, px, py)
-            t.x, t.y = (px + d[0] + 0.5) / gw, (py + d[1] + 0.5) / gh
-            t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
+        moving = [t for t in self.tracks if not t.lost]
+        if moving:  # the flow at every track at once (bilinear, edges repeated)
+            px = np.array([[t.x * gw - 0.5 for t in moving]], np.float32)
+            py = np.array([[t.y * gh - 0.5 for t in moving]], np.float32)
+            d = cv2.remap(fwd, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            for t, x, y, (dx, dy) in zip(moving, px[0], py[0], d):
+                t.x, t.y = (float(x + dx) + 0.5) / gw, (float(y + dy) + 0.5) / gh
+                t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
         return False
 
     @_one_blas_thread

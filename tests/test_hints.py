@@ -128,7 +128,8 @@ def test_hint_planes_hold_ab_over_110_and_the_mask_in_the_disc():
     p = HintPoint(x=0.25, y=0.5, ab=np.array([55.0, -22.0]), radius=2.0 / 32)
     planes = hint_planes([p], (32, 64))
     ys, xs = np.nonzero(planes[2])
-    assert abs(xs.mean() - (0.25 * 64 - 0.5)) < 0.6 and abs(ys.mean() - (0.5 * 32 - 0.5)) < 0.6
+    # OpenCV's fixed-point disc: within a pixel of the centre (ties at half pixels lean one way)
+    assert abs(xs.mean() - (0.25 * 64 - 0.5)) < 1.0 and abs(ys.mean() - (0.5 * 32 - 0.5)) < 1.0
     assert 9 <= len(xs) <= 16  # a disc of radius 2
     np.testing.assert_allclose(planes[0][planes[2] > 0], 55.0 / AB_NORM)
     np.testing.assert_allclose(planes[1][planes[2] > 0], -22.0 / AB_NORM)
@@ -348,3 +349,13 @@ def test_references_without_colour_too_small_or_not_photos_are_refused_in_one_li
         with pytest.raises(ConfigError) as e:
             load_reference(Reference(path), hint_colorizer)
         assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_shipped_hint_model_without_hints_is_the_shipped_automatic_model_exactly(hint_colorizer, colorizer):
+    """The hint model is the automatic student plus a gated branch trained alone: without hints
+    its a*b* must be the default model's, bit for bit (issue 16: automatic quality kept)."""
+    rng = np.random.default_rng(0)
+    for shape in ((2, 1, 160, 288), (1, 1, 192, 160)):
+        x = (rng.random(shape, np.float32) * 2 - 1).astype(np.float32)
+        np.testing.assert_array_equal(hint_colorizer.engine.run(x), colorizer.engine.run(x))
+    assert hint_colorizer.card.raw["hints"]["design"].startswith("gated")
