@@ -310,6 +310,11 @@ class MobileStudent(ABClassifier):
             d4 = d4 + self.hint4(h[4])
         return self.head(self.d4(d4))
 
+    # the gated branch's inputs: hint grids (a*b*/110 about +-0.5) scaled up, the encoder's
+    # features (std about 5) scaled down, so neither drowns the other at the start (with both
+    # at 1 the branch barely learned: validation CE 3.014 -> 3.011 with hints in 480 steps)
+    HINT_GAIN, FEATURE_GAIN = 4.0, 0.2
+
     def _decode_gated(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None) -> torch.Tensor:
         """The decoder of stages 16, with the gated hint branch: at strides 16, 8 and 4 a small
         network sees the hint grid beside the encoder's features there, and its output is
@@ -323,15 +328,19 @@ class MobileStudent(ABClassifier):
         if hints is not None:
             h = self.hint_grids(hints)
             gate = hints[:, 2:3].amax(dim=(2, 3), keepdim=True)
-            d16 = d16 + gate * self.hint16(torch.cat([h[16], e[16]], dim=1))
+
+            def both(s: int) -> torch.Tensor:  # hints and features on one scale (features' std ~5)
+                return torch.cat([h[s] * self.HINT_GAIN, e[s] * self.FEATURE_GAIN], dim=1)
+
+            d16 = d16 + gate * self.hint16(both(16))
         d = self.d16(F.relu(d16))
         d8 = F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8])
         if hints is not None:
-            d8 = d8 + gate * self.hint8(torch.cat([h[8], e[8]], dim=1))
+            d8 = d8 + gate * self.hint8(both(8))
         d = self.d8(d8)
         d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
         if hints is not None:
-            d4 = d4 + gate * self.hint4(torch.cat([h[4], e[4]], dim=1))
+            d4 = d4 + gate * self.hint4(both(4))
         return self.head(self.d4(d4))
 
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
