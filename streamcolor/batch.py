@@ -428,8 +428,12 @@ def _init_worker(events, gpu_ids, parent: int) -> None:
     signal.signal(signal.SIGINT, _on_sigint)
     _events = events
     if gpu_ids is not None:
-        try:  # one id per worker; set before any CUDA library is loaded in this process
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids.get_nowait()
+        # one id per worker; set before any CUDA library is loaded in this process. A blocking
+        # get: the parent's puts reach the pipe through a feeder thread, so a worker that
+        # started first could find the queue still empty (seen once in CI: a file ran with no
+        # GPU id). A replacement worker after all ids are taken waits 5 s and takes none.
+        try:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids.get(timeout=5.0)
         except queue.Empty:
             pass
 
