@@ -66,6 +66,16 @@ def _to_rgb8(colorizer, gray8: np.ndarray, ab_lo: np.ndarray) -> np.ndarray:
     return (np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def photo_inputs(c, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A colour photo (H, W, 3) uint8 -> its gray codes, the network input (1, h, w), the
+    truth's L*a*b* at the network input's size (h, w, 3) and the L* guide at the output grid."""
+    gray8 = color.rgb8_to_gray8(rgb)
+    x = c.network_input(gray8, True)
+    h, w = x.shape[1:]
+    small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return gray8, x, cv2.cvtColor(small, cv2.COLOR_RGB2Lab), c.guide_lo(gray8, c.output_grid(gray8.shape), True)
+
+
 def truth_points(lab_small: np.ndarray, n: int, rng: np.random.Generator, patch: int = 3) -> list[HintPoint]:
     """n hints from the truth: lab_small (h, w, 3) L*a*b* at the network input's size."""
     h, w = lab_small.shape[:2]
@@ -95,13 +105,8 @@ def hints_sheet(data: Path, model: Path, out: Path, n_photos: int = 6, n_hints: 
         rgb = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         scale = 240 / rgb.shape[0]
         rgb = cv2.resize(rgb, (int(round(rgb.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
-        gray8 = color.rgb8_to_gray8(rgb)
-        x = c.network_input(gray8, True)
+        gray8, x, lab, l_lo = photo_inputs(c, rgb)
         h, w = x.shape[1:]
-        lab = cv2.cvtColor(
-            cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255, cv2.COLOR_RGB2Lab
-        )
-        l_lo = c.guide_lo(gray8, c.output_grid(gray8.shape), True)
         pts = truth_points(lab, n_hints, np.random.default_rng(1000 + i))
         auto = _to_rgb8(c, gray8, c.predict_features([x])[0][0])
         ab, feats = c.predict_features([x], [hint_planes(pts, (h, w))])
@@ -144,13 +149,8 @@ def photos(data: Path, models: list[Path], counts=COUNTS, limit: int = 0) -> dic
         net_only = {n: [] for n in ns}
         for i, f in enumerate(files):
             rgb = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            gray8 = color.rgb8_to_gray8(rgb)
-            x = c.network_input(gray8, True)
+            gray8, x, lab, l_lo = photo_inputs(c, rgb)
             h, w = x.shape[1:]
-            lab = cv2.cvtColor(
-                cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255, cv2.COLOR_RGB2Lab
-            )
-            l_lo = c.guide_lo(gray8, c.output_grid(gray8.shape), True)
             for n in ns:
                 if not c.card.hints:
                     m = measure(_to_rgb8(c, gray8, c.predict([x])[0]), rgb)

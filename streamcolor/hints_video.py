@@ -17,6 +17,7 @@ thresholds; the figures are beside the constants).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,6 @@ def _one_blas_thread(fn):
     OpenBLAS's spinning worker threads took the cores they need (480p with a reference ran
     2.5x slower than without; one thread: 1.12x, benchmarks/hints_quality.py speed). The
     limit is set for the call and restored after (threadpoolctl, cached controller: ~10 us)."""
-    import functools
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
@@ -213,6 +213,13 @@ def descriptor_at(feats: np.ndarray, x: float, y: float) -> np.ndarray:
 SPREAD_SPACE, SPREAD_L, SPREAD_FEATURES_AT_10 = 0.6, 0.15, 0.6
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h*w, 1) row and column of every pixel of an (h, w) grid, float32; made once per size."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return yy.reshape(-1, 1), xx.reshape(-1, 1)
+
+
 def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, points: list[HintPoint]) -> np.ndarray:
     """The network spreads hints as it learned to; pixels like a hinted one are pulled further
     towards the hint's a*b*: ab' = ab + sum_i w_i (ab_i - ab) / max(1, sum_i w_i), weight
@@ -234,8 +241,8 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     ix, iy = np.clip(np.rint(px), 0, w - 1).astype(int), np.clip(np.rint(py), 0, h - 1).astype(int)
     target = np.array([p.ab for p in points], np.float32)  # (N, 2)
     tau = float(np.clip(SPREAD_FEATURES_AT_10 * np.sqrt(10.0 / len(points)), 0.15, 1.0))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    d2 = ((xx.reshape(-1, 1) - px) ** 2 + (yy.reshape(-1, 1) - py) ** 2) / (SPREAD_SPACE * min(h, w)) ** 2
+    yy, xx = _pixel_centres(h, w)
+    d2 = ((xx - px) ** 2 + (yy - py) ** 2) / (SPREAD_SPACE * min(h, w)) ** 2
     fs = f @ f[iy * w + ix].T  # (h*w, N) cosine similarity
     dl = (l_lo.reshape(-1, 1) - l_lo[iy, ix]) / SPREAD_L
     wgt = np.exp(-0.5 * d2 - (1.0 - fs) / tau - 0.5 * dl * dl)
