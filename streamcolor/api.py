@@ -196,7 +196,7 @@ def colorize_video(
                 f"{len(tracker.pending)} hint(s) never started: the input ended first "
                 f"(e.g. the hint at line {first.line}, at {when})"
             )
-        hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending))
+        hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending), len(tracker.references))
     return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line)
 
 

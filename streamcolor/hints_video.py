@@ -305,9 +305,11 @@ class HintStats:
     reference_cells: int = 0  # reference cells given to the network as hints, all frames
     cuts: int = 0
 
-    def line(self, hints: int, pending: int) -> str:
+    def line(self, hints: int, pending: int, references: int = 0) -> str:
         """One line for the run's summary."""
         parts = [f"hints: {self.started} of {hints} started, on {self.applied_frames} frame(s)"]
+        if references:
+            parts.append(f"{references} reference photo(s), {self.reference_cells} matched cell(s) given as hints")
         if pending:
             parts.append(f"{pending} never reached (after the input's end?)")
         if self.pins_found or self.pins_missed:

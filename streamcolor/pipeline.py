@@ -230,10 +230,13 @@ class FrameSequencer:
         first = self.count - len(self.waiting)
         inputs = [self._hinted_inputs(item, y8, first + i, k) for i, (item, y8, k) in enumerate(self.waiting)]
         self.times.temporal += time.perf_counter() - t0
-        keyed = [f for f, (_, _, k) in zip(inputs, self.waiting) if k]
+        # a frame where a pinned hint starts is predicted whatever the key-frame interval:
+        # the pin's features come from that frame (refine), or it could never be found again
+        keys = [k or bool(f[3].new_pins) for f, (_, _, k) in zip(inputs, self.waiting)]
+        keyed = [f for f, k in zip(inputs, keys) if k]
         preds = iter(self._predict_hinted(keyed)) if keyed else iter(())
         done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
-        for (item, _, key), f in zip(self.waiting, inputs):
+        for (item, _, _), f, key in zip(self.waiting, inputs, keys):
             pred = next(preds) if key else functools.partial(lambda g: self._predict_hinted([g])[0], f)
             l_lo = f[1]
             if self.temporal == "off":

@@ -359,3 +359,18 @@ def test_the_shipped_hint_model_without_hints_is_the_shipped_automatic_model_exa
         x = (rng.random(shape, np.float32) * 2 - 1).astype(np.float32)
         np.testing.assert_array_equal(hint_colorizer.engine.run(x), colorizer.engine.run(x))
     assert hint_colorizer.card.raw["hints"]["design"].startswith("gated")
+
+
+def test_a_pin_starting_between_key_frames_is_described_and_looked_for(hint_colorizer):
+    """With key frames every 2nd frame, a pin given on an odd frame still gets its features
+    (found by a new-user trial: in the default mode pins were never looked for)."""
+    from streamcolor.pipeline import FrameSequencer
+
+    frames = _moving_square(14, cut_at=7)
+    hint = Hint(x=(35 + 3 * 3) / 160, y=65 / 120, rgb=(0, 0, 255), time=None, frame=3, until="pin")
+    tr = HintTracker(HintFile((hint,)), hint_colorizer, 160, 120, True)
+    seq = FrameSequencer(hint_colorizer, True, "bidirectional", 2, 4, tracker=tr, seconds_of=lambda i: i / 25)
+    for i, f in enumerate(frames):
+        seq.push(i, f)
+    seq.flush()
+    assert tr.stats.cuts == 1 and tr.stats.pins_found + tr.stats.pins_missed >= 1, tr.stats
