@@ -379,3 +379,43 @@ def test_archival_sheet_puts_models_side_by_side(tmp_path):
     # rows: the photo and two frames of the film, 200 px high + 4 px gaps; columns: input + 2 models
     assert img.shape[0] == 3 * 204 and img.shape[1] == 3 * 400
     assert img[:200, 400:800].std() > 0
+
+
+def test_variant_letters_each_land_in_their_own_field():
+    from training.train_student import parse_variants
+
+    v = parse_variants("w24a0.75d5p0.1k0.3c2t1i,m16a0.5c0.5ig")
+    assert [(x["arch"], x["width"], x["alpha"], x["depth"], x["dropout"]) for x in v] == [
+        ("unet", 24, 0.75, 5, 0.1),
+        ("mobile", 16, 0.5, 4, 0.0),
+    ]
+    assert [(x["distill"], x["cast"], x["teacher"], x["init"], x["hints"]) for x in v] == [
+        (0.3, 2.0, 1, True, False),
+        (None, 0.5, 0, True, "gated"),
+    ]
+    assert parse_variants("m32a1")[0]["cast"] == 0.0
+    with pytest.raises(SystemExit, match="bad variant"):
+        parse_variants("m16c1a0.5")
+
+
+def test_cast_loss_measures_the_whole_image_mean_and_pulls_a_cast_prediction_back():
+    from training.train_student import cast_loss
+
+    truth = torch.zeros(2, 2, 32, 32)
+    truth[0, 0, :, :16] = 40.0  # left half reddish: mean a* 20
+    truth[1, 1] = -30.0  # all blue: mean b* -30
+    # a prediction on a coarser grid with the right means (different layout) has no cast
+    right = torch.zeros(2, 2, 8, 8)
+    right[0, 0, :4] = 40.0
+    right[1, 1] = -30.0
+    assert float(cast_loss(right, truth)) == pytest.approx(0.0, abs=1e-6)
+    gray = torch.zeros(2, 2, 8, 8)  # (20 + 30) / 2 photos / 10
+    assert float(cast_loss(gray, truth)) == pytest.approx(2.5)
+    pred = torch.full((2, 2, 8, 8), 5.0, requires_grad=True)  # a yellow-red cast on both
+    opt = torch.optim.SGD([pred], lr=640.0)  # each element's gradient is 1 / (64 * 2 * 10): steps of 0.5
+    for _ in range(100):
+        opt.zero_grad()
+        cast_loss(pred, truth).backward()
+        opt.step()
+    means = pred.detach().mean(dim=(2, 3))
+    torch.testing.assert_close(means, torch.tensor([[20.0, 0.0], [0.0, -30.0]]), atol=1.5, rtol=0)

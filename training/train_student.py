@@ -134,43 +134,61 @@ def simulate_hints(
 
 
 def parse_variants(spec: str) -> list[dict]:
-    """'w24a0.5,w16a1d5p0.1k0.3t1i,m32a0.5' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
-    'distill': None, 'teacher': 0, 'init': False, 'arch': 'unet'}, ...]
+    """'w24a0.5,w16a1d5p0.1k0.3t1i,m32a0.5c1i' -> [{'width': 24, 'alpha': 0.5, 'depth': 4, 'dropout': 0.0,
+    'distill': None, 'cast': 0.0, 'teacher': 0, 'init': False, 'arch': 'unet'}, ...]
     w: width of the strided U-Net, or m: the MobileNetV2 student with encoder stages 16 or 32
     (needs --backbone), a: rebalancing exponent, d: depth (4 or 5), p: dropout, k: weight of the
-    teacher's targets for this variant (default: --distill), t: which --teacher (0-based,
-    default the first), i: start from --init, h: with user-hint inputs (m only, Zhang et al. 2017;
-    hints simulated from the truth, see simulate_hints), g: the gated hint branch instead
-    (MobileStudent._decode_gated; with --train-only-hints only the branch learns)."""
+    teacher's targets for this variant (default: --distill), c: weight of the whole-image cast loss
+    (see cast_loss; default 0), t: which --teacher (0-based, default the first), i: start from
+    --init, h: with user-hint inputs (m only, Zhang et al. 2017; hints simulated from the truth,
+    see simulate_hints), g: the gated hint branch instead (MobileStudent._decode_gated; with
+    --train-only-hints only the branch learns)."""
     import re
 
+    pattern = (
+        r"(?P<arch>[wm])(?P<width>\d+)a(?P<alpha>[\d.]+)(?:d(?P<depth>\d))?(?:p(?P<dropout>[\d.]+))?"
+        r"(?:k(?P<distill>[\d.]+))?(?:c(?P<cast>[\d.]+))?(?:t(?P<teacher>\d))?(?P<init>i)?(?P<hints>[hg])?"
+    )
     out = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"([wm])(\d+)a([\d.]+)(?:d(\d))?(?:p([\d.]+))?(?:k([\d.]+))?(?:t(\d))?(i)?([hg])?", item)
+        m = re.fullmatch(pattern, item)
         if not m:
-            raise SystemExit(f"bad variant '{item}': expected like w16a0.5, m32a0.5 or w24a0.75d5p0.1k0.3t1i")
-        arch = "mobile" if m[1] == "m" else "unet"
-        if arch == "mobile" and int(m[2]) not in (16, 32):
+            raise SystemExit(f"bad variant '{item}': expected like w16a0.5, m32a0.5c1i or w24a0.75d5p0.1k0.3t1i")
+        arch = "mobile" if m["arch"] == "m" else "unet"
+        if arch == "mobile" and int(m["width"]) not in (16, 32):
             raise SystemExit(f"bad variant '{item}': the MobileNetV2 student's stages are m16 or m32")
-        if m[9] and arch != "mobile":
+        if m["hints"] and arch != "mobile":
             raise SystemExit(f"bad variant '{item}': hints (h) are for the MobileNetV2 student (m)")
-        m = (None, *m.groups()[1:])  # keep the group numbers below
         out.append(
             {
                 "name": item,
                 "arch": arch,
-                "width": int(m[1]),
-                "alpha": float(m[2]),
-                "depth": int(m[3] or 4),
-                "dropout": float(m[4] or 0.0),
-                "distill": float(m[5]) if m[5] else None,
-                "teacher": int(m[6] or 0),
-                "init": bool(m[7]),
-                "hints": {"h": True, "g": "gated"}.get(m[8], False),
+                "width": int(m["width"]),
+                "alpha": float(m["alpha"]),
+                "depth": int(m["depth"] or 4),
+                "dropout": float(m["dropout"] or 0.0),
+                "distill": float(m["distill"]) if m["distill"] else None,
+                "cast": float(m["cast"] or 0.0),
+                "teacher": int(m["teacher"] or 0),
+                "init": bool(m["init"]),
+                "hints": {"h": True, "g": "gated"}.get(m["hints"], False),
             }
         )
     return out
+
+
+def cast_loss(pred_ab: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Whole-image cast: L1 between the mean a*, b* of the prediction and of the truth.
+
+    pred_ab: (N, 2, h, w) float a*b* (the annealed mean at the shipping temperature), ab:
+    (N, 2, H, W) float truth; the grids may differ, only their means are compared. Returns a
+    scalar: the mean over photos of |mean a* error| + |mean b* error|, divided by 10 (about one
+    a*b* bin) so that weight 1 is on the scale of the cross-entropy. The per-pixel loss alone
+    leaves the mean colour to the annealed mean, which shrinks towards gray where the network
+    is unsure; this term is the cast error training/evaluate.py reports (issue 13).
+    """
+    return (pred_ab.mean(dim=(2, 3)) - ab.mean(dim=(2, 3))).abs().sum(dim=1).mean() / 10.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,6 +236,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="g variants: train the hint branch alone (encoder, decoder and their batch norms fixed): "
         "without hints the model stays its --init, exactly",
+    )
+    ap.add_argument(
+        "--cast-temperature",
+        type=float,
+        default=0.6,
+        help="c variants: annealed-mean temperature the cast loss sees (the one the model will ship with)",
     )
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     ap.add_argument("--val-minutes", type=float, default=0.75, help="validation cross-entropy this often")
@@ -409,6 +433,8 @@ def main(argv: list[str] | None = None) -> None:
                 logits = m.decode(e, h) if shared_encoder else m.logits(x, h) if v["hints"] else m.logits(x)
             logp = F.log_softmax(logits.float(), dim=1)
             loss = (-(target * logp).sum(1) * w[nearest]).mean()
+            if v["cast"]:
+                loss = loss + v["cast"] * cast_loss(m.annealed_mean(logits.float(), a.cast_temperature), ab)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -457,6 +483,7 @@ def main(argv: list[str] | None = None) -> None:
                 by_t[str(t)] = {
                     "ab_rmse": float(((pred - abv) ** 2).mean().sqrt()),
                     "chroma_ratio": float(pred.norm(dim=1).mean() / abv.norm(dim=1).mean()),
+                    "cast": float((pred.mean(dim=(2, 3)) - abv.mean(dim=(2, 3))).norm(dim=1).mean()),
                 }
         m.cpu()
         torch.save(
@@ -481,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
                 "crop": a.crop,
                 "distilled_from": str(a.teacher[v["teacher"]]) if v["distill"] > 0 else None,
                 "distill_weight": v["distill"],
+                "cast_weight": v["cast"],
+                "cast_temperature": a.cast_temperature if v["cast"] else None,
                 "init_from": str(a.init) if v["init"] else None,
                 "init_steps": init["steps"] if v["init"] else 0,
                 "init_seconds": init["seconds"] if v["init"] else 0.0,
@@ -491,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
             "width": v["width"],
             "alpha": v["alpha"],
             "distill_weight": v["distill"],
+            "cast_weight": v["cast"],
             "teacher": str(a.teacher[v["teacher"]]) if v["distill"] > 0 else None,
             "init": v["init"],
             "val_ce": ce,
