@@ -363,6 +363,23 @@ def test_mobile_student_trains_resumes_and_exports_with_provenance(tmp_path):
     rgb = Colorizer(create_engine("onnx", c, 1), c).colorize_luma(np.full((48, 80), 120, np.uint8))
     assert rgb.shape == (48, 80, 3)
 
+    # a cast-loss variant fine-tuned from it, averaged with its start (training/wise.py): the
+    # card says both the cast weight and what the weights are an average of
+    from training import wise
+
+    tuned = tmp_path / "tuned"
+    a2 = [*args[: args.index("--variants")], "--variants", "m16a0.5c1i", *args[args.index("--variants") + 2 :]]
+    a2[a2.index("--out") + 1] = str(tuned)
+    train_student.main([*a2, "--init", str(out / "student_m16a0.5.pt"), "--minutes", "0.02"])
+    ck2 = torch.load(tuned / "student_m16a0.5c1i.pt", weights_only=False)
+    assert ck2["cast_weight"] == 1.0 and ck2["cast_temperature"] == 0.6
+    wise.main([str(tuned / "student_m16a0.5c1i.pt"), str(out / "student_m16a0.5.pt"), "--lam", "0.5",
+               "--out", str(tmp_path / "mix.pt")])  # fmt: skip
+    export.main([str(tmp_path / "mix.pt"), "--out", str(tmp_path / "mix.onnx"), "--short-side", "64"])
+    t = json.loads((tmp_path / "mix.json").read_text())["training"]
+    assert t["cast_weight"] == 1.0
+    assert t["weight_average"] == {"a": "student_m16a0.5c1i.pt", "b": "student_m16a0.5.pt", "lam": 0.5}
+
 
 def test_archival_sheet_puts_models_side_by_side(tmp_path):
     import cv2

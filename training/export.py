@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
             "init_seconds": round(ck.get("init_seconds", 0.0)),
             "degradations": ck.get("degrade", 0.0),
             "frozen_up_to_stride": ck.get("freeze_stride", 0),
+            "cast_weight": ck.get("cast_weight", 0.0),
+            # training/wise.py: these weights are (1 - lam) x a + lam x b; the fields above are a's
+            "weight_average": ck.get("wise"),
         },
         "pretrained_backbone": ck.get("backbone"),
         "export": {
