@@ -7,7 +7,9 @@
 #      decoder, MSE) train side by side for TEACHER_MIN minutes each, batches made on the GPU;
 #   2. students start from INIT (a CPU-trained MobileStudent checkpoint) and distil for
 #      STUDENT_MIN minutes, side by side on the same batches, with archival degradations on the
-#      input (DEGRADE): ground truth only (the control), 30 % from either teacher;
+#      input (DEGRADE): ground truth only (the control), 30 % from either teacher, and 30 % from
+#      the Pix2Pix teacher with the whole-image cast loss (c1: measured on the CPU, it lowered the
+#      validation cast and raised PSNR, but dulled the colours);
 #      meanwhile the CPUs export both teachers and evaluate them on the VALIDATION photos
 #      (never ../shared/data/eval: choosing there is how a +0.7 dB became -0.2 dB).
 # Teachers' weights cannot come back (16 MiB a file); their logs, cards, evaluations and sheets
@@ -25,7 +27,7 @@ TEACHER_MIN=${TEACHER_MIN:-3.5}
 STUDENT_MIN=${STUDENT_MIN:-3.0}
 INIT=${INIT:-packed/student_init.pt}
 ARCH=${ARCH:-m16}
-VARIANTS=${VARIANTS:-${ARCH}a0.5k0i,${ARCH}a0.5k0.3i,${ARCH}a0.5k0.3t1i}
+VARIANTS=${VARIANTS:-${ARCH}a0.5k0i,${ARCH}a0.5k0.3i,${ARCH}a0.5k0.3t1i,${ARCH}a0.5k0.3c1i}
 PACK=${PACK:-packed/train144q75.npz}
 VAL=${VAL:-packed/val}
 WEIGHTS=${WEIGHTS:-packed/mnv2.tflite}
