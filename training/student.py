@@ -156,7 +156,7 @@ class MobileStudent(ABClassifier):
 
     hints: also take (N, 3, H, W) user hints (Zhang et al. 2017, "Real-Time User-Guided Image
     Colorization with Learned Deep Priors"): channels a*/110 * mask, b*/110 * mask, mask (0/1).
-    hints="gated" (the shipped hint model, _decode_gated): a branch that sees the hints and the
+    hints="gated" (the shipped hint model, _hint_terms): a branch that sees the hints and the
     encoder's features, added to the decoder only when a photo holds a hint; without hints the
     output is the automatic student's, exactly. hints=True: the first design described here.
     They enter the decoder only, at strides 16, 8 and 4 (each cell: the mean hint colour and
@@ -280,9 +280,7 @@ class MobileStudent(ABClassifier):
 
     def decode(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder features (features()) and optional hints -> (N, Q, H/4, W/4) class logits."""
-        if self.hints == "gated":
-            return self._decode_gated(e, hints)
-        h = self.hint_grids(hints) if self.hints and hints is not None else None
+        add = self._hint_terms(e, hints)
         if self.stages == 32 and self.classifier_folded:
             pooled = self.encoder.features_conv(e[32]).mean(dim=(2, 3))
             g = self.fuse(pooled)[:, :, None, None]
@@ -296,18 +294,18 @@ class MobileStudent(ABClassifier):
         else:
             g = self.fuse(e[16].mean(dim=(2, 3)))[:, :, None, None]
             d16 = self.lat16(e[16]) + g
-            if h is None:
-                d16 = F.relu(d16)
-        if h is not None:
-            d16 = F.relu(d16 + self.hint16(h[16])) if self.stages == 16 else d16 + self.hint16(h[16])
+        if add:
+            d16 = d16 + add[16]
+        if self.stages == 16:
+            d16 = F.relu(d16)
         d = self.d16(d16)
         d8 = F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8])
-        if h is not None:
-            d8 = d8 + self.hint8(h[8])
+        if add:
+            d8 = d8 + add[8]
         d = self.d8(d8)
         d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
-        if h is not None:
-            d4 = d4 + self.hint4(h[4])
+        if add:
+            d4 = d4 + add[4]
         return self.head(self.d4(d4))
 
     # the gated branch's inputs: hint grids (a*b*/110 about +-0.5) scaled up, the encoder's
@@ -315,33 +313,26 @@ class MobileStudent(ABClassifier):
     # at 1 the branch barely learned: validation CE 3.014 -> 3.011 with hints in 480 steps)
     HINT_GAIN, FEATURE_GAIN = 4.0, 0.2
 
-    def _decode_gated(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None) -> torch.Tensor:
-        """The decoder of stages 16, with the gated hint branch: at strides 16, 8 and 4 a small
-        network sees the hint grid beside the encoder's features there, and its output is
-        added to the decoder's, times gate = 1 when the photo holds any hint, else 0. So with
-        no hints the result is exactly the decoder without hint channels, whatever the
-        branch learned; the branch alone is trained, the rest stays the automatic model."""
+    def _hint_terms(self, e: dict[int, torch.Tensor], hints: torch.Tensor | None) -> dict[int, torch.Tensor]:
+        """What the hints add to the decoder at strides 16, 8 and 4 ({} without hints).
+
+        hints=True: hint16/8/4 of the hint grids. hints="gated" (the shipped hint model): a
+        small network sees the hint grid beside the encoder's features at each stride, and its
+        output is multiplied by gate = 1 when the photo holds any hint, else 0. So with no hints
+        the result is exactly the decoder without hint channels, whatever the branch learned;
+        the branch alone is trained, the rest stays the automatic model."""
+        if not self.hints or hints is None:
+            return {}
+        h = self.hint_grids(hints)
+        if self.hints != "gated":
+            return {s: getattr(self, f"hint{s}")(h[s]) for s in (16, 8, 4)}
         if self.stages != 16:
             raise ValueError("gated hints are built for the stages-16 student")
-        g = self.fuse(e[16].mean(dim=(2, 3)))[:, :, None, None]
-        d16 = self.lat16(e[16]) + g
-        if hints is not None:
-            h = self.hint_grids(hints)
-            gate = hints[:, 2:3].amax(dim=(2, 3), keepdim=True)
-
-            def both(s: int) -> torch.Tensor:  # hints and features on one scale (features' std ~5)
-                return torch.cat([h[s] * self.HINT_GAIN, e[s] * self.FEATURE_GAIN], dim=1)
-
-            d16 = d16 + gate * self.hint16(both(16))
-        d = self.d16(F.relu(d16))
-        d8 = F.interpolate(self.up8(d), scale_factor=2.0, mode="nearest") + self.lat8(e[8])
-        if hints is not None:
-            d8 = d8 + gate * self.hint8(both(8))
-        d = self.d8(d8)
-        d4 = F.interpolate(self.up4(d), scale_factor=2.0, mode="nearest") + self.lat4(e[4])
-        if hints is not None:
-            d4 = d4 + gate * self.hint4(both(4))
-        return self.head(self.d4(d4))
+        gate = hints[:, 2:3].amax(dim=(2, 3), keepdim=True)
+        return {
+            s: gate * getattr(self, f"hint{s}")(torch.cat([h[s] * self.HINT_GAIN, e[s] * self.FEATURE_GAIN], dim=1))
+            for s in (16, 8, 4)
+        }
 
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 1, H, W) and optional (N, 3, H, W) hints -> (N, Q, H/4, W/4) class logits."""

@@ -141,7 +141,7 @@ def parse_variants(spec: str) -> list[dict]:
     teacher's targets for this variant (default: --distill), c: weight of the whole-image cast loss
     (see cast_loss; default 0), t: which --teacher (0-based, default the first), i: start from
     --init, h: with user-hint inputs (m only, Zhang et al. 2017; hints simulated from the truth,
-    see simulate_hints), g: the gated hint branch instead (MobileStudent._decode_gated; with
+    see simulate_hints), g: the gated hint branch instead (MobileStudent._hint_terms; with
     --train-only-hints only the branch learns)."""
     import re
 
