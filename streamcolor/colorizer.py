@@ -276,15 +276,18 @@ class Colorizer:
         cb, cr = self.chroma_planes(big, ab_lo, shape, full_range, matrix, guide_lo)
         return np.ascontiguousarray(cb[:h, :w]), np.ascontiguousarray(cr[:h, :w])
 
-    def colorize_lab(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
+    def colorize_lab(self, y8: np.ndarray, full_range: bool = True, ab_lo: np.ndarray | None = None) -> np.ndarray:
         """One gray image: (H, W) uint8 gray codes -> (H, W, 3) float32 L*a*b* at full size,
-        L* the input's. A caller with more than 8 bits replaces L* with its own."""
-        ab_lo = self.predict([self.network_input(y8, full_range)])[0]
+        L* the input's. A caller with more than 8 bits replaces L* with its own. ab_lo: (h, w,
+        2) float32 a*b* at self.output_grid(y8.shape) to use instead of the network's (the
+        evaluation's ceiling of the colour path, training/evaluate.py --oracle)."""
+        if ab_lo is None:
+            ab_lo = self.predict([self.network_input(y8, full_range)])[0]
         return self._lab_at(y8, ab_lo, y8.shape, full_range)
 
-    def colorize_luma(self, y8: np.ndarray, full_range: bool = True) -> np.ndarray:
+    def colorize_luma(self, y8: np.ndarray, full_range: bool = True, ab_lo: np.ndarray | None = None) -> np.ndarray:
         """One gray image: (H, W) uint8 gray codes -> (H, W, 3) uint8 sRGB at full size.
 
-        The output's L* is the input's (up to the sRGB gamut clip)."""
-        rgb = cv2.cvtColor(self.colorize_lab(y8, full_range), cv2.COLOR_Lab2RGB)
+        The output's L* is the input's (up to the sRGB gamut clip); ab_lo as colorize_lab."""
+        rgb = cv2.cvtColor(self.colorize_lab(y8, full_range, ab_lo), cv2.COLOR_Lab2RGB)
         return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

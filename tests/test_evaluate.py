@@ -41,6 +41,24 @@ def test_colourfulness_zero_for_gray_and_evaluate_runs(tmp_path, colorizer):
     assert "PSNR" in evaluate.format_table(s)
 
 
+def test_oracle_is_the_colour_paths_ceiling(tmp_path):
+    # photos whose colour is constant over blocks far larger than the network's output cells:
+    # with the truth's own a*b* on the grid, the colour path must give back nearly the truth
+    # (no cast, colourfulness close to the truth's, PSNR far above the network's)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        blocks = rng.integers(40, 216, (3, 4, 3)).astype(np.uint8)
+        img = cv2.resize(blocks, (128, 96), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img[..., ::-1])
+    net = evaluate.evaluate(tmp_path, evaluate.DEFAULT_MODEL, threads=2)
+    ceil = evaluate.evaluate(tmp_path, evaluate.DEFAULT_MODEL, threads=2, oracle=True)
+    assert "oracle" in ceil and "oracle" not in net
+    assert ceil["ours"]["cast"] < 1.0 < net["ours"]["cast"]
+    assert ceil["ours"]["colourfulness_ratio"] > 0.9
+    assert ceil["ours"]["psnr"] > net["ours"]["psnr"] + 5.0
+    assert ceil["gray"] == net["gray"]
+
+
 def test_compare_lines_up_the_columns_of_several_sheets(tmp_path):
     from training import compare
 

@@ -120,7 +120,25 @@ def sheet_rows(n_images: int, rows: int = 8) -> list[int]:
     return list(range(0, n_images, max(1, 115 // rows)))[:rows]
 
 
-def evaluate(data: Path, model: Path, sheet: Path | None = None, sheet_n: int = 8, threads: int | None = None) -> dict:
+def truth_ab_at_grid(truth: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB -> (h, w, 2) float32 its a*b* averaged onto the network's output grid."""
+    lab = cv2.cvtColor(truth.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    return np.ascontiguousarray(cv2.resize(lab[..., 1:], grid[::-1], interpolation=cv2.INTER_AREA))
+
+
+def evaluate(
+    data: Path,
+    model: Path,
+    sheet: Path | None = None,
+    sheet_n: int = 8,
+    threads: int | None = None,
+    oracle: bool = False,
+) -> dict:
+    """Metrics of `model` on the photos in `data` (colorized from their gray versions), beside
+    the gray baseline. oracle: in place of the network's a*b*, the truth's own averaged onto
+    the network's output grid, through the same guided upsampling and gamut clip: the ceiling
+    that the colour path leaves any network of this card's stride (e.g. its colourfulness
+    ratio, below 1 because chroma finer than the grid is lost)."""
     card = load_card(model)
     colorizer = Colorizer(create_engine("onnx", card, threads), card)
     rows = {"ours": [], "gray": [], "truth_colourfulness": []}
@@ -130,7 +148,8 @@ def evaluate(data: Path, model: Path, sheet: Path | None = None, sheet_n: int = 
     for i, path in enumerate(photos):
         truth = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
         gray8 = color.rgb8_to_gray8(truth)
-        ours = colorizer.colorize_luma(gray8, full_range=True)
+        ab_lo = truth_ab_at_grid(truth, colorizer.output_grid(gray8.shape)) if oracle else None
+        ours = colorizer.colorize_luma(gray8, full_range=True, ab_lo=ab_lo)
         gray = gray_baseline(gray8)
         rows["ours"].append(measure(ours, truth))
         rows["gray"].append(measure(gray, truth))
@@ -145,6 +164,8 @@ def evaluate(data: Path, model: Path, sheet: Path | None = None, sheet_n: int = 
         raise SystemExit(f"no images in {data}")
     truth_cf = float(np.mean(rows["truth_colourfulness"]))
     summary = {"images": n, "data": str(data), "model": str(model), "truth_colourfulness": truth_cf}
+    if oracle:
+        summary["oracle"] = "the truth's a*b* at the model's output grid in place of the network's"
     for k in ("ours", "gray"):
         m = {key: float(np.mean([r[key] for r in rows[k]])) for key in rows[k][0]}
         m["colourfulness_ratio"] = m["colourfulness"] / truth_cf
@@ -179,8 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sheet", type=Path, help="write a contact sheet PNG (gray | ours | truth)")
     ap.add_argument("--json", type=Path, help="write the summary as JSON")
     ap.add_argument("--threads", type=int, help="ONNX Runtime threads (default: the runtime's choice)")
+    ap.add_argument(
+        "--oracle",
+        action="store_true",
+        help="the colour path's ceiling: the truth's a*b* at the model's output grid instead of the network's",
+    )
     a = ap.parse_args(argv)
-    s = evaluate(a.data, a.model, a.sheet, threads=a.threads)
+    s = evaluate(a.data, a.model, a.sheet, threads=a.threads, oracle=a.oracle)
     print(format_table(s))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
