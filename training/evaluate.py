@@ -121,7 +121,9 @@ def sheet_rows(n_images: int, rows: int = 8) -> list[int]:
 
 
 def truth_ab_at_grid(truth: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB -> (h, w, 2) float32 its a*b* averaged onto the network's output grid."""
+    """(H, W, 3) uint8 sRGB -> (h, w, 2) float32 its a*b* averaged onto the network's output grid.
+    OpenCV's conversion, not color.rgb_to_lab: it is the exact inverse of the Lab -> RGB that
+    Colorizer.colorize_luma applies, so the ceiling loses nothing to a mismatch of formulas."""
     lab = cv2.cvtColor(truth.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     return np.ascontiguousarray(cv2.resize(lab[..., 1:], grid[::-1], interpolation=cv2.INTER_AREA))
 
