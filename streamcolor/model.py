@@ -72,5 +72,7 @@ def load_card(model_path: Path) -> ModelCard:
             hints=bool(raw.get("hints")),
             features_stride=int((raw.get("hints") or {}).get("features_stride", 16)),
         )
-    except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"model card {card_path} is not valid: {e!r}") from None
+    except KeyError as e:
+        raise ConfigError(f"model card {card_path} is not valid: missing key {e.args[0]!r}") from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model card {card_path} is not valid: {e}") from None

@@ -93,8 +93,11 @@ def test_model_card_input_size_and_errors(tmp_path):
     bad.write_bytes(b"x")
     with pytest.raises(ConfigError, match="card not found"):
         load_card(bad)
-    bad.with_suffix(".json").write_text(json.dumps({"input": {}}))
-    with pytest.raises(ConfigError, match="not valid"):
+    bad.with_suffix(".json").write_text(json.dumps({"input": {}, "output": {}}))
+    with pytest.raises(ConfigError, match="not valid: missing key 'short_side'"):
+        load_card(bad)
+    bad.with_suffix(".json").write_text(json.dumps({"input": {"short_side": "big"}, "output": {}}))
+    with pytest.raises(ConfigError, match="not valid: invalid literal for int"):
         load_card(bad)
 
 
