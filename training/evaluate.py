@@ -5,7 +5,9 @@
 
 Prints PSNR (sRGB, dB), SSIM (mean over R, G, B), CIEDE2000 (mean per pixel),
 colourfulness (Hasler & Suesstrunk 2003) with its ratio to the ground truth, and the
-whole-image cast (error of the photo's mean a* and mean b*, CIE units), each beside
+whole-image cast (error of the photo's mean a* and mean b*, CIE units), false colour (the share
+of the truth's near-neutral pixels, chroma < 6, painted with chroma > 15) and, with --kid, KID to
+the true photos on the pretrained MobileNetV2's pooled features, each beside
 the gray baseline (the same L*, a*b* = 0). Uses only the runtime's colorizer on ONNX
 Runtime (no PyTorch, no PyAV), so the numbers are those of the default code path users run,
 on any machine.
@@ -93,14 +95,26 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     return np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2 + rt * (dc / sc) * (dhh / sh))
 
 
+# False colour (issue 22): pixels that are truly neutral (white walls, tables, gray hair, overcast
+# sky: CIELab chroma below 6) painted with strong colour (chroma above 15): smears and blotches.
+NEUTRAL_CHROMA, PAINTED_CHROMA = 6.0, 15.0
+
+
 def measure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """uint8 sRGB (H, W, 3) pair -> metrics. cast_a / cast_b: |mean a* - true mean a*| and the
-    same for b* over the photo (CIE units), a whole-image colour cast; cast: their Euclidean norm."""
+    same for b* over the photo (CIE units), a whole-image colour cast; cast: their Euclidean norm.
+    neutral_pixels / false_colour_pixels: the truth's pixels of chroma < NEUTRAL_CHROMA, and those
+    of them the prediction paints with chroma > PAINTED_CHROMA (summed over a set, their ratio is
+    the false-colour share, evaluate())."""
     lab_p = color.rgb_to_lab(pred.astype(np.float32) / 255.0)
     lab_t = color.rgb_to_lab(truth.astype(np.float32) / 255.0)
     mean_p, mean_t = lab_p[..., 1:].reshape(-1, 2).mean(0), lab_t[..., 1:].reshape(-1, 2).mean(0)
     cast = np.abs(mean_p.astype(np.float64) - mean_t)
+    neutral = np.hypot(lab_t[..., 1], lab_t[..., 2]) < NEUTRAL_CHROMA
+    painted = np.hypot(lab_p[..., 1], lab_p[..., 2]) > PAINTED_CHROMA
     return {
+        "neutral_pixels": float(neutral.sum()),
+        "false_colour_pixels": float((neutral & painted).sum()),
         "psnr": psnr(pred, truth),
         "ssim": ssim(pred, truth),
         "ciede2000": float(ciede2000(lab_p, lab_t).mean()),
@@ -135,15 +149,20 @@ def evaluate(
     sheet_n: int = 8,
     threads: int | None = None,
     oracle: bool = False,
+    kid: bool = False,
+    vividness: float = 1.0,
 ) -> dict:
     """Metrics of `model` on the photos in `data` (colorized from their gray versions), beside
     the gray baseline. oracle: in place of the network's a*b*, the truth's own averaged onto
     the network's output grid, through the same guided upsampling and gamut clip: the ceiling
     that the colour path leaves any network of this card's stride (e.g. its colourfulness
-    ratio, below 1 because chroma finer than the grid is lost)."""
+    ratio, below 1 because chroma finer than the grid is lost). kid: also the kernel inception
+    distance of the colorized photos and of the gray baseline to the true photos (training/kid.py;
+    needs PyTorch). vividness: the runtime's chroma gain (streamcolor.colorizer.Colorizer)."""
     card = load_card(model)
-    colorizer = Colorizer(create_engine("onnx", card, threads), card)
+    colorizer = Colorizer(create_engine("onnx", card, threads), card, vividness=vividness)
     rows = {"ours": [], "gray": [], "truth_colourfulness": []}
+    outputs = {"truth": [], "ours": [], "gray": []}  # kept for KID only
     thumbs = []
     photos = list_images(data)
     shown = set(sheet_rows(len(photos), sheet_n))
@@ -156,6 +175,9 @@ def evaluate(
         rows["ours"].append(measure(ours, truth))
         rows["gray"].append(measure(gray, truth))
         rows["truth_colourfulness"].append(color.colourfulness(truth.astype(np.float32) / 255.0))
+        if kid:
+            for k, img in (("truth", truth), ("ours", ours), ("gray", gray)):
+                outputs[k].append(img)
         if sheet is not None and i in shown:
             strip = np.concatenate([gray, ours, truth], axis=1)
             thumbs.append(
@@ -171,7 +193,15 @@ def evaluate(
     for k in ("ours", "gray"):
         m = {key: float(np.mean([r[key] for r in rows[k]])) for key in rows[k][0]}
         m["colourfulness_ratio"] = m["colourfulness"] / truth_cf
+        # pooled over every pixel of the set: the share of all truly neutral pixels painted
+        neutral = sum(r["neutral_pixels"] for r in rows[k])
+        m["false_colour"] = sum(r["false_colour_pixels"] for r in rows[k]) / max(neutral, 1.0)
+        del m["neutral_pixels"], m["false_colour_pixels"]
         summary[k] = m
+    if kid:
+        from training.kid import kid as kid_score
+
+        summary["ours"]["kid"], summary["gray"]["kid"] = kid_score(outputs["truth"], [outputs["ours"], outputs["gray"]])
     if sheet is not None and thumbs:
         width = max(t.shape[1] for t in thumbs)
         pad = [np.pad(t, ((0, 4), (0, width - t.shape[1]), (0, 0))) for t in thumbs]
@@ -189,8 +219,13 @@ def format_table(s: dict) -> str:
         ("colourfulness", "colourfulness"),
         ("colourfulness_ratio", "colourfulness / truth"),
         ("cast", "cast |mean a*b*| err"),
+        ("false_colour", "false colour (lower)"),
+        ("kid", "KID x1000 (lower)"),
     ]:
-        lines.append(f"{label:<22}{s['gray'][key]:>15.3f}{s['ours'][key]:>10.3f}")
+        if key not in s["ours"]:
+            continue
+        scale = 1000.0 if key == "kid" else 1.0
+        lines.append(f"{label:<22}{s['gray'][key] * scale:>15.3f}{s['ours'][key] * scale:>10.3f}")
     lines.append(f"{'truth colourfulness':<22}{s['truth_colourfulness']:>15.3f}")
     return "\n".join(lines)
 
@@ -207,8 +242,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the colour path's ceiling: the truth's a*b* at the model's output grid instead of the network's",
     )
+    ap.add_argument("--kid", action="store_true", help="also KID to the true photos (needs PyTorch)")
+    ap.add_argument("--vividness", type=float, default=None, help="chroma gain (default: the card's)")
     a = ap.parse_args(argv)
-    s = evaluate(a.data, a.model, a.sheet, threads=a.threads, oracle=a.oracle)
+    vivid = a.vividness if a.vividness is not None else load_card(a.model).vividness
+    s = evaluate(a.data, a.model, a.sheet, threads=a.threads, oracle=a.oracle, kid=a.kid, vividness=vivid)
+    s["vividness"] = vivid
     print(format_table(s))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
