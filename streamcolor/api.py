@@ -45,6 +45,8 @@ class ColorizeConfig:
     # user hints and reference photos (streamcolor/hints.py); they need a hint model, which
     # the default model is then swapped for (streamcolor/models/student_hints.onnx)
     hints: HintFile | None = None
+    # chroma gain on the network's a*b* (Colorizer); None: the model card's default
+    vividness: float | None = None
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -93,8 +95,8 @@ def make_colorizer(cfg: ColorizeConfig) -> Colorizer:
     if hasattr(engine, "run_tensor") and not card.hints:  # hint models: frames on the CPU
         from streamcolor.engines.gpu_frames import TorchColorizer
 
-        return TorchColorizer(engine, card)
-    return Colorizer(engine, card)
+        return TorchColorizer(engine, card, vividness=cfg.vividness)
+    return Colorizer(engine, card, vividness=cfg.vividness)
 
 
 def describe(colorizer: Colorizer) -> str:

@@ -343,7 +343,7 @@ _colorizers: dict[tuple, object] = {}  # one engine per worker process, built on
 
 
 def _colorizer_for(cfg: ColorizeConfig):
-    key = (cfg.model, cfg.backend, cfg.threads, cfg.precision)
+    key = (cfg.model, cfg.backend, cfg.threads, cfg.precision, cfg.vividness)
     if key not in _colorizers:
         _colorizers[key] = make_colorizer(cfg)
     return _colorizers[key]

@@ -141,6 +141,16 @@ PrecisionOpt = Annotated[
     Precision | None, typer.Option(help="GPU engines: fp16 (default) or fp32. ONNX Runtime runs fp32.")
 ]
 ThreadsOpt = Annotated[int, typer.Option(help="Inference threads (0: all cores).", min=0)]
+VividnessOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Colour strength: a gain on the predicted chroma a*b* (0 gray, 1 as trained, above 1 more vivid) "
+        "[default: the model card's, chosen on validation photos].",
+        min=0.0,
+        max=3.0,
+        show_default=False,
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists (refused otherwise).")]
 HintsOpt = Annotated[
     Path | None,
@@ -199,6 +209,7 @@ def video(
     batch: Annotated[int, typer.Option(help="Frames per inference batch.", min=1, max=64)] = 4,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    vividness: VividnessOpt = None,
     stream: Annotated[
         int | None, typer.Option(help="Input stream index to colorize [default: the best video stream].", min=0)
     ] = None,
@@ -220,6 +231,7 @@ def video(
             batch=batch,
             threads=threads or None,
             precision=precision.value if precision else None,
+            vividness=vividness,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
         )
         summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn, overwrite=overwrite, stream=stream)
@@ -249,6 +261,7 @@ def image(
     backend: BackendOpt = Backend.auto,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    vividness: VividnessOpt = None,
     overwrite: OverwriteOpt = False,
     hints: HintsOpt = None,
     reference: ReferenceOpt = None,
@@ -262,6 +275,7 @@ def image(
             backend=backend.value,
             threads=threads or None,
             precision=precision.value if precision else None,
+            vividness=vividness,
         )
         written = colorize_images(src, out, cfg, warn=_warn, overwrite=overwrite)
     except StreamcolorError as e:
@@ -326,6 +340,7 @@ def batch(
         int, typer.Option(help="Inference threads per worker (0: the cores shared out; 1 per Ray task).", min=0)
     ] = 0,
     precision: PrecisionOpt = None,
+    vividness: VividnessOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, no summary (failures still listed).")
     ] = False,
@@ -350,6 +365,7 @@ def batch(
                 batch=batch_frames,
                 threads=threads or None,
                 precision=precision.value if precision else None,
+                vividness=vividness,
                 encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
             ),
             container=ext,
@@ -591,6 +607,7 @@ def stream(
     ] = 2.0,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    vividness: VividnessOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
@@ -604,6 +621,7 @@ def stream(
             backend=backend.value,
             threads=threads or None,
             precision=precision.value if precision else None,
+            vividness=vividness,
             temporal=temporal.value,
             keyframe_interval=keyframe_interval,
             encode=EncodeOptions(crf=crf, preset=preset.value, tune="zerolatency"),
@@ -636,6 +654,7 @@ def webcam(
     temporal: LiveTemporalOpt = LiveTemporal.causal,
     threads: ThreadsOpt = 0,
     precision: PrecisionOpt = None,
+    vividness: VividnessOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary at the end.")] = False,
 ) -> None:
@@ -652,6 +671,7 @@ def webcam(
             backend=backend.value,
             threads=threads or None,
             precision=precision.value if precision else None,
+            vividness=vividness,
             temporal=temporal.value,
             hints=hint_file,
         )

@@ -83,13 +83,25 @@ def _block_min_max(y8: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
 _MIN_PLANE = 8
 
 
+# --vividness: a chroma gain; beyond 3 nearly every colour hits the sRGB gamut's edge
+VIVIDNESS_MAX = 3.0
+
+
 class Colorizer:
     """Turns gray frames into chroma with one engine and its model card."""
 
-    def __init__(self, engine: Engine, card: ModelCard, upsample: UpsampleConfig | None = None):
+    def __init__(
+        self, engine: Engine, card: ModelCard, upsample: UpsampleConfig | None = None, vividness: float | None = None
+    ):
+        """vividness: a gain on the network's a*b* (chroma), >= 0; None: the card's default. 1 is
+        the network's annealed mean as trained; above 1 more saturated, 0 gray. The sRGB gamut
+        clip afterwards keeps every hue reachable (chroma_planes)."""
         self.engine = engine
         self.card = card
         self.upsample = upsample or UpsampleConfig()
+        self.vividness = card.vividness if vividness is None else float(vividness)
+        if not 0.0 <= self.vividness <= VIVIDNESS_MAX:
+            raise ConfigError(f"vividness must be between 0 and {VIVIDNESS_MAX:g}, got {self.vividness:g}")
         self._x_luts = {}  # full_range -> (256,) float32: luma code -> network input value
         self._l_luts = {}  # full_range -> (256,) float32: luma code -> L* / 100
 
@@ -115,8 +127,9 @@ class Colorizer:
         return self._ab_list(out)
 
     def _ab_list(self, out: np.ndarray) -> list[np.ndarray]:
-        if self.card.ab_scale != 1.0:
-            out = out * self.card.ab_scale
+        gain = self.card.ab_scale * self.vividness
+        if gain != 1.0:
+            out = out * np.float32(gain)
         return [np.ascontiguousarray(o.transpose(1, 2, 0)) for o in out]
 
     def predict_features(

@@ -87,6 +87,7 @@ class LiveConfig:
     hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
     hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
     hints_model: Path = HINTS_MODEL  # loaded at the first hint, unless `model` is itself a hint model
+    vividness: float | None = None  # chroma gain (Colorizer); None: the model card's default
 
     def __post_init__(self) -> None:
         if self.temporal not in LIVE_TEMPORAL:
@@ -745,7 +746,9 @@ def _status(
 
 
 def _colorize_config(cfg: LiveConfig, model: Path) -> ColorizeConfig:
-    return ColorizeConfig(model=model, backend=cfg.backend, threads=cfg.threads, precision=cfg.precision)
+    return ColorizeConfig(
+        model=model, backend=cfg.backend, threads=cfg.threads, precision=cfg.precision, vividness=cfg.vividness
+    )
 
 
 def _one_line(e: BaseException) -> str:

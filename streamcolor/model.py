@@ -19,6 +19,7 @@ class ModelCard:
 
     Network input  x: (N, 1, h, w) float32, x = (L* - l_offset) / l_scale.
     Network output y: (N, 2, h / stride, w / stride) float32, a*b* = y * ab_scale.
+    vividness: the chroma gain applied to that a*b* by default (output.vividness, 1 if absent).
     hints: the model also takes (N, 3, h, w) user hints (streamcolor/hints.py) and returns,
     second, (N, C, h / features_stride, w / features_stride) encoder features.
     """
@@ -35,6 +36,8 @@ class ModelCard:
     raw: dict
     hints: bool = False
     features_stride: int = 16
+    # the default chroma gain (Colorizer's vividness), chosen on validation photos for this model
+    vividness: float = 1.0
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for a frame of (height, width): short side scaled to
@@ -71,6 +74,7 @@ def load_card(model_path: Path) -> ModelCard:
             raw=raw,
             hints=bool(raw.get("hints")),
             features_stride=int((raw.get("hints") or {}).get("features_stride", 16)),
+            vividness=float(out.get("vividness", 1.0)),
         )
     except KeyError as e:
         raise ConfigError(f"model card {card_path} is not valid: missing key {e.args[0]!r}") from None

@@ -22,8 +22,15 @@ from streamcolor.model import ModelCard
 class TorchColorizer(Colorizer):
     """A Colorizer whose engine has run_tensor() (TorchEngine, TensorRTEngine)."""
 
-    def __init__(self, engine, card: ModelCard, upsample: UpsampleConfig | None = None, cache_frames: int = 32):
-        super().__init__(engine, card, upsample)
+    def __init__(
+        self,
+        engine,
+        card: ModelCard,
+        upsample: UpsampleConfig | None = None,
+        cache_frames: int = 32,
+        vividness: float | None = None,
+    ):
+        super().__init__(engine, card, upsample, vividness=vividness)
         import torch
 
         self.torch = torch
@@ -87,8 +94,9 @@ class TorchColorizer(Colorizer):
     def predict(self, inputs: list) -> list[np.ndarray]:
         x = self.torch.stack([self.torch.as_tensor(i) for i in inputs])
         out = self.engine.run_tensor(x)
-        if self.card.ab_scale != 1.0:
-            out = out * self.card.ab_scale
+        gain = self.card.ab_scale * self.vividness  # Colorizer.vividness: the chroma gain
+        if gain != 1.0:
+            out = out * gain
         return list(out.permute(0, 2, 3, 1).contiguous().cpu().numpy())
 
     def guide_lo(self, y8: np.ndarray, shape: tuple[int, int], full_range: bool) -> np.ndarray:
