@@ -162,3 +162,13 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
     same = kid_from_features(a, b, subsets=20, size=200)
     shifted = kid_from_features(a, b + 0.5, subsets=20, size=200)
     assert abs(same) < 0.02 < shifted
+
+
+def test_every_shipped_card_names_the_pretrained_weights_it_was_built_on():
+    """Issue 22: file or package, SHA-256 and licence of the weights under each shipped model."""
+    models = Path(__file__).resolve().parents[1] / "streamcolor" / "models"
+    cards = sorted(models.glob("*.json"))
+    assert cards
+    for card in cards:
+        b = json.loads(card.read_text())["pretrained_backbone"]
+        assert b and (b.get("file") or b.get("package")) and len(b["sha256"]) == 64 and "Apache-2.0" in b["licence"]

@@ -159,12 +159,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
     ap.add_argument("--fp16-weights", action="store_true", help="store weights as float16 (half the file)")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
+    ap.add_argument(
+        "--backbone", type=Path, help="the MobileNetV2 TFLite file a student was built on, when its checkpoint lacks it"
+    )
     a = ap.parse_args(argv)
     fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
     if torch.load(a.ckpt, map_location="cpu", weights_only=False).get("kind") == "teacher":
         export_teacher(a.ckpt, a.out, fixed, a.card_extra, a.short_side)
         return
     model, ck = load_student(a.ckpt, a.temperature)
+    if ck.get("arch") == "mobile" and not ck.get("backbone"):
+        if a.backbone is None:
+            raise SystemExit(
+                f"{a.ckpt} does not say which pretrained weights it was built on: give --backbone FILE "
+                "(the card must name them: file, SHA-256, licence)"
+            )
+        from training.mobilenet import provenance
+
+        ck["backbone"] = provenance(a.backbone)
     model.fold_head()
     if hasattr(model, "fold_classifier"):
         model.fold_classifier()

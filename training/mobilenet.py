@@ -231,6 +231,7 @@ def provenance(path: Path) -> dict:
         "file": p.name,
         "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
         "licence": LICENCE,
+        "source": "google-coral/test_data, commit 104342d (the file as ../shared/weights holds it)",
         "what": "MobileNetV2 1.0 ImageNet classifier (Sandler et al. 2018), int8 weights dequantized to float32 "
         "(training/mobilenet.py)",
     }

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
         o, g = s["ours"], s["gray"]
         print(
             f"{m.name}: PSNR {o['psnr']:.3f} (gray {g['psnr']:.3f}), CIEDE2000 {o['ciede2000']:.3f} "
-            f"(gray {g['ciede2000']:.3f}), colourfulness {o['colourfulness_ratio']:.3f}x, cast {o['cast']:.2f}",
+            f"(gray {g['ciede2000']:.3f}), colourfulness {o['colourfulness_ratio']:.3f}x, cast {o['cast']:.2f}, "
+            f"false colour {o['false_colour']:.3f}",
             flush=True,
         )
     best = pick(rows, a.min_colourfulness)

@@ -129,6 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-minutes", type=float, default=2.0)
     ap.add_argument("--save-minutes", type=float, default=10.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the decoder's forward and backward in bfloat16 (loss in float32); on this CPU's AMX units with "
+        "channels-last features: 90 crops/s on one thread against 42 in float32 (decoder 96/64/48, batch 64)",
+    )
     a = ap.parse_args(argv)
 
     if a.threads:
@@ -215,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         t_data = time.time()
         idx = rng.choice(len(cache), a.batch, replace=False)
         e, ab, _ = cache.batch(idx)
+        e = {s: t.contiguous(memory_format=torch.channels_last) for s, t in e.items()}
         with torch.no_grad():
             known = torch.isfinite(ab).flatten(1).all(dim=1)
             ab_t = torch.where(known[:, None, None, None], ab, torch.zeros_like(ab))
@@ -228,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
             for g in opt.param_groups:
                 g["lr"] = lr
             k = v["distill"]
-            logits = m.decode(e)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                logits = m.decode(e).float()
             logp = F.log_softmax(logits, dim=1)
             nll = -(logp.gather(1, i_truth) * w_truth).sum(1)  # (N, h, w)
             if k > 0:

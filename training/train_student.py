@@ -494,7 +494,8 @@ def main(argv: list[str] | None = None) -> None:
                 "decoder": list(decoder) if v["arch"] == "mobile" else None,
                 "hints": v["hints"],
                 "hint_none": a.hint_none if v["hints"] else None,
-                "backbone": getattr(m, "provenance", None),
+                # the pretrained weights: those loaded here, or those --init was built on
+                "backbone": getattr(m, "provenance", None) or (init.get("backbone") if v["init"] else None),
                 "degrade": a.degrade,
                 "freeze_stride": a.freeze_stride,
                 "width": v["width"],
