@@ -134,7 +134,7 @@ def test_onnx_export_of_forward_stages_matches_torch(tmp_path):
     path = tmp_path / "enc.onnx"
     torch.onnx.export(model, x, str(path), opset_version=17, input_names=["x"], dynamo=False)
     fused = tmp_path / "fused.onnx"
-    assert fuse_pads_into_convs(path, fused) == 3  # the stride-2 layers at 40x58, 20x29, 10x15 (one odd side pads evenly)
+    assert fuse_pads_into_convs(path, fused) == 3  # stride-2 layers at 40x58, 20x29, 10x15
     onnx = pytest.importorskip("onnx")
     assert "Pad" not in {n.op_type for n in onnx.load(str(fused)).graph.node}
     with torch.no_grad():
