@@ -156,3 +156,12 @@ def test_weights_whose_hash_does_not_match_their_name_are_refused(tmp_path):
     shutil.copy(weights_path("lite0"), bad)
     with pytest.raises(ValueError, match="damaged"):
         load_weights(EfficientNetLite("lite0", stages=2, head=False), bad)
+
+
+def test_gray_input_from_lightness_is_on_the_network_scale():
+    """L* 0 / 100 are black / white: -127/128 and 128/128 on the (x - 127) / 128 scale; L* 50 is
+    sRGB 119 (18.4 % luminance), not mid-scale 127.5."""
+    from training.efficientnet_lite import l_to_gray_input
+
+    got = l_to_gray_input(torch.tensor([-1.0, 0.0, 1.0]).view(1, 1, 1, 3)).flatten()
+    torch.testing.assert_close(got, torch.tensor([-127 / 128, (118.9 - 127) / 128, 1.0]), atol=2e-3, rtol=0)

