@@ -6,6 +6,7 @@
 Two figures per encoder, both on one thread (the other core runs a training job):
 - PyTorch `forward_stages` up to stride 16 and up to stride 32 on a batch of 64 gray 128x128
   inputs, images per second (what computing a feature cache costs), one warm-up batch excluded;
+  the same in batches of 8; and the multiply-adds per image (independent of the machine's load);
 - ONNX Runtime, one 1x1x160x288 gray frame up to stride 16 (the runtime's input size),
   milliseconds after warm-up, as exported and with SAME's Pads fused into the convolutions, and
   each graph's max abs difference from PyTorch.
@@ -114,6 +115,16 @@ def onnx_frame_ms(net: torch.nn.Module, h: int = 160, w: int = 288, reps: int = 
     return res
 
 
+def mega_macs(net: torch.nn.Module, h: int, w: int) -> float:
+    """Multiply-adds of forward_stages per 1-channel hxw image, in millions (load-independent)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        net.forward_stages(torch.zeros(1, 1, h, w))
+    return round(counter.get_total_flops() / 2e6, 1)
+
+
 def measure(names: list[str], mobilenet: Path | None) -> dict:
     torch.set_num_threads(1)
     res = {}
@@ -123,7 +134,14 @@ def measure(names: list[str], mobilenet: Path | None) -> dict:
         res[name] = {
             "torch_to16_img_s": torch_images_per_second(to16),
             "torch_to32_img_s": torch_images_per_second(to32),
+            # the same images in batches of 8: on one thread much faster per image (cache-sized
+            # activations; batch 64's expanded tensors are ~100 MB each)
+            "torch_to16_img_s_batch8": torch_images_per_second(to16, batch=8, reps=24),
+            "torch_to32_img_s_batch8": torch_images_per_second(to32, batch=8, reps=24),
             "ort_to16_160x288": onnx_frame_ms(to16),
+            "mmacs_to16_128x128": mega_macs(to16, 128, 128),
+            "mmacs_to32_128x128": mega_macs(to32, 128, 128),
+            "mmacs_to16_160x288": mega_macs(to16, 160, 288),
             "params_to16": sum(p.numel() for p in to16.parameters()),
             "params_to32": sum(p.numel() for p in to32.parameters()),
         }
@@ -147,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     res = {
         "encoders": measure(a.encoders, a.mobilenet),
-        "setup": "1 thread; torch: batch 64 gray 128x128, 1 warm-up + 5 timed batches; "
+        "setup": "1 thread; torch: batch 64 gray 128x128, 1 warm-up + 5 timed batches (batch 8: + 24); "
         "ORT: 1x1x160x288 to stride 16, 60 interleaved runs after 10 warm-up",
         "load_average_before": os.getloadavg(),
         "machine": {
