@@ -199,7 +199,7 @@ class Film:
             dx, dy = cv2.remap(
                 fwd, np.float32([[px]]), np.float32([[py]]), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )[0, 0]
-            x, y = (px + dx + 0.5) / gw, (py + dy + 0.5) / gh
+            x, y = float(px + dx + 0.5) / gw, float(py + dy + 0.5) / gh
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 return None
             i += step

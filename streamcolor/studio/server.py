@@ -84,15 +84,18 @@ def _handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, code: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the page moved on (a newer frame asked)
+                pass
 
         def _json(self, obj: object, code: int = 200) -> None:
             self._send(code, json.dumps(obj).encode(), "application/json")
@@ -207,6 +210,8 @@ def _handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
                 self._line(400, str(e))
             except StreamcolorError as e:
                 self._line(400, str(e))
+            except Exception as e:  # noqa: BLE001 - a bug: one line, never a traceback on the page
+                self._line(500, f"internal error: {e!r}")
 
         def do_PUT(self) -> None:  # noqa: N802
             if not self._allowed():
@@ -271,5 +276,7 @@ def _handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
                 self._line(400, str(e))
             except StreamcolorError as e:
                 self._line(409 if "already running" in str(e) or "exists" in str(e) else 400, str(e))
+            except Exception as e:  # noqa: BLE001
+                self._line(500, f"internal error: {e!r}")
 
     return Handler
