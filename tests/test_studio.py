@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import make_shots_video, read_video
+from media import make_shots_video, read_video, scene
 from test_live import find_chromium
 from test_live_hints import Chromium
 
 from streamcolor.cli import run
-from streamcolor.hints import parse_hints
+from streamcolor.hints import load_hints, parse_hints
 from streamcolor.studio import Studio, StudioServer, default_hints_path
 from training.evaluate import ciede2000
 
@@ -171,6 +171,43 @@ def test_render_and_shot_preview_through_the_api(clip, tmp_path):
         assert code == 409 and b"output exists" in body and body.count(b"\n") == 1
 
 
+def test_reference_photo_for_one_shot_through_the_api(clip, tmp_path):
+    film = tmp_path / "reel.mp4"
+    film.write_bytes(clip.read_bytes())
+    truth = scene(H, W, 5)  # frame 5 as it was, in colour: the first shot is the scene itself
+    photo = cv2.imencode(".png", truth[..., ::-1])[1].tobytes()
+    with Studio(film, threads=2) as st, StudioServer(st, 0) as server:
+        url = server.url
+        st.film.wait_scanned(60)
+        before = request(url + "api/frame?frame=5")[1]
+        other = request(url + "api/frame?frame=30")[1]
+
+        code, body = request(url + "api/reference?name=still.png", photo, "POST")
+        assert code == 200
+        path = json.loads(body)["path"]
+        assert path == "reel.hints.refs/still.png" and (tmp_path / path).read_bytes() == photo
+        code, body = request(url + "api/reference?name=still.png", b"\x89PNG" + photo[4:], "POST")
+        assert code == 200 and json.loads(body)["path"] == "reel.hints.refs/still-2.png"  # no file replaced
+        assert (tmp_path / path).read_bytes() == photo
+        code, body = request(url + "api/reference?name=notes.png", b"not a photo", "POST")
+        assert code == 400 and b"not an image" in body and body.count(b"\n") == 1
+
+        text = f'[[reference]]\npath = "{path}"\nfrom = 0\nto = {24 / 25}\n'
+        assert request(url + "api/hints", text.encode(), "PUT")[0] == 200
+        after = request(url + "api/frame?frame=5")[1]
+
+        def error(jpeg: bytes) -> float:  # mean CIEDE2000 to the truth
+            rgb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+            lab = [cv2.cvtColor(x.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab) for x in (rgb, truth)]
+            return float(ciede2000(*lab).mean())
+
+        assert error(after) < error(before) - 5.0  # its colours taken (measured: 20.2 -> 6.3)
+        assert request(url + "api/frame?frame=30")[1] == other  # the other shot left alone
+        code, body = request(url + f"api/reference?path={path}")
+        assert code == 200 and body == photo
+        assert request(url + "api/reference?path=../reel.mp4")[0] == 404  # only the hints' references
+
+
 def wait_done(url: str, timeout: float = 120) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -245,6 +282,17 @@ SAMPLE = """(() => {{ const img = document.getElementById('frame');
   return Array.from(g.getImageData(x, y, 5, 5).data); }})()"""
 
 
+# a colour photo (a sky-blue / grass-green picture, made on a canvas) dropped onto shot 2
+DROP = """(async () => { const c = document.createElement('canvas'); c.width = 96; c.height = 64;
+  const g = c.getContext('2d'); g.fillStyle = '#5a8ce6'; g.fillRect(0, 0, 96, 32);
+  g.fillStyle = '#3c8c32'; g.fillRect(0, 32, 96, 32);
+  const blob = await new Promise(r => c.toBlob(r, 'image/png'));
+  const dt = new DataTransfer(); dt.items.add(new File([blob], 'sky grass.png', {type: 'image/png'}));
+  document.querySelector(".shot[data-shot='1']").dispatchEvent(
+    new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+  return true; })()"""
+
+
 def shown_lab(browser: Chromium, x: float, y: float) -> np.ndarray:
     """Mean L*a*b* of the 5x5 pixels of the frame the page shows at (x, y) fractions."""
     px = np.array(browser.js(SAMPLE.format(x=x, y=y)), np.uint8).reshape(5, 5, 4)[..., :3]
@@ -252,9 +300,10 @@ def shown_lab(browser: Chromium, x: float, y: float) -> np.ndarray:
 
 
 def box(browser: Chromium, selector: str) -> list[float]:
+    """[left, top, width, height] of the element in the window, scrolled into view if needed."""
     return browser.js(
-        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-        " return [r.left, r.top, r.width, r.height]; })()"
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'nearest'}});"
+        " const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()"
     )
 
 
@@ -296,11 +345,52 @@ def test_page_in_a_headless_browser_click_hint_next_shot_render(clip, tmp_path):
             browser.wait_for("document.getElementById('hintinfo').textContent === 'redone'", 10)
             assert len(parse_hints(default_hints_path(film).read_text()).hints) == 1
 
+            # drag the marker elsewhere, recolour it: saved each time; undo twice: as it was
+            mx, my = left + SPOT[0] * width, top + SPOT[1] * height
+            tx, ty = left + 0.6 * width, top + 0.3 * height
+            browser.send(
+                "Input.dispatchMouseEvent",
+                {"type": "mousePressed", "x": mx, "y": my, "button": "left", "clickCount": 1},
+            )
+            browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": tx, "y": ty, "button": "left"})
+            browser.send(
+                "Input.dispatchMouseEvent",
+                {"type": "mouseReleased", "x": tx, "y": ty, "button": "left", "clickCount": 1},
+            )
+            browser.wait_for("document.getElementById('hintinfo').textContent === 'hint 1 moved'", 10)
+            (moved,) = parse_hints(default_hints_path(film).read_text()).hints
+            assert (moved.x, moved.y) == (pytest.approx(0.6, abs=0.01), pytest.approx(0.3, abs=0.01))
+            browser.js(
+                "(() => { const p = document.getElementById('pick'); p.value = '#ffd700';"
+                " p.dispatchEvent(new Event('change', {bubbles: true})); })()"
+            )
+            browser.wait_for("document.getElementById('hintinfo').textContent.includes('recoloured')", 10)
+            assert parse_hints(default_hints_path(film).read_text()).hints[0].rgb == (255, 215, 0)
+            for _ in range(2):
+                browser.js("document.getElementById('hintinfo').textContent = ''")
+                browser.click(*centre(box(browser, "#undo")))
+                browser.wait_for("document.getElementById('hintinfo').textContent === 'undone'", 10)
+            (back,) = parse_hints(default_hints_path(film).read_text()).hints
+            assert (back.x, back.y, back.rgb) == (hint.x, hint.y, hint.rgb)
+
             # the second shot: the hint ("this shot") is not on it
             browser.click(*centre(box(browser, ".shot[data-shot='1']")))
             browser.wait_for("document.getElementById('frame').dataset.frame === '24'", 20)
             assert "shot 2" in browser.js("document.getElementById('frameinfo').textContent")
             assert browser.js("document.querySelectorAll('.marker').length") == 0
+
+            # a colour photo dropped onto the second shot: a reference for that shot's times
+            browser.js(DROP)
+            browser.wait_for("document.getElementById('hintinfo').textContent.startsWith('reference')", 20)
+            (ref,) = load_hints(default_hints_path(film)).references
+            assert ref.path.is_file() and ref.path.parent.name == "reel.hints.refs"
+            assert (ref.start, ref.end) == (pytest.approx(24 / 25), pytest.approx(48 / 25))
+            # its thumbnail, served back for sampling colours (once loaded, the layout stays put)
+            browser.wait_for(
+                "(() => { const i = document.querySelectorAll('#refs img');"
+                " return i.length === 1 && i[0].complete && i[0].naturalWidth === 96; })()",
+                10,
+            )
 
             browser.click(*centre(box(browser, "#render")))
             browser.wait_for("document.getElementById('renderinfo').textContent.startsWith('written')", 120)
