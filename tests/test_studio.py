@@ -243,6 +243,9 @@ def test_studio_command_refuses_bad_input_in_one_line(clip, tmp_path, capfd):
     code, err = studio(str(film), "--hints", str(tmp_path / "notes.toml"))
     assert code == 2 and "line 2" in err and "'at'" in err
 
+    code, err = studio(str(film), "--hints", str(tmp_path / "no such folder" / "h.toml"))
+    assert code == 1 and "cannot write in" in err and len(err.strip().splitlines()) == 1
+
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

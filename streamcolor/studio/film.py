@@ -237,35 +237,41 @@ class Film:
                     return y8
         raise IndexError(f"frame {index} could not be decoded again")
 
-    def read(self, first: int, end: int):
+    def read(self, first: int, end: int, source: VideoSource | None = None):
         """Yield (index, y8) for frames [first, end), decoding from the key frame at or before
-        `first` (each frame also cached)."""
+        `first` (each frame also cached). source: a VideoSource of the film's own for a long
+        read (the shot preview), so that the frame view's reader is not held meanwhile."""
+        if source is not None:
+            yield from self._read(first, end, source)
+            return
         with self._read_lock:
-            with self._cond:
-                raw = list(self._raw_pts)
-            by_pts = {p: i for i, p in enumerate(raw) if p is not None}
             if self._reader is None:
                 self._reader = VideoSource(self.path, carry_streams=False)
-            src = self._reader
-            target = raw[first] if first < len(raw) else None
-            seekable = target is not None and len(by_pts) == len(raw)
-            if seekable:
-                src.container.seek(target, stream=src.stream, backward=True, any_frame=False)
-            else:  # no usable timestamps: from the start, counting frames
-                src.container.seek(0, stream=src.stream, backward=True, any_frame=False)
-            counter = 0
-            for packet in src.container.demux(src.stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
+            yield from self._read(first, end, self._reader)
+
+    def _read(self, first: int, end: int, src: VideoSource):
+        with self._cond:
+            raw = list(self._raw_pts)
+        by_pts = {p: i for i, p in enumerate(raw) if p is not None}
+        target = raw[first] if first < len(raw) else None
+        seekable = target is not None and len(by_pts) == len(raw)
+        if seekable:
+            src.container.seek(target, stream=src.stream, backward=True, any_frame=False)
+        else:  # no usable timestamps: from the start, counting frames
+            src.container.seek(0, stream=src.stream, backward=True, any_frame=False)
+        counter = 0
+        for packet in src.container.demux(src.stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            for frame in frames:
+                i = by_pts.get(frame.pts) if seekable else counter
+                counter += 1
+                if i is None or i < first:
                     continue
-                for frame in frames:
-                    i = by_pts.get(frame.pts) if seekable else counter
-                    counter += 1
-                    if i is None or i < first:
-                        continue
-                    if i >= end:
-                        return
-                    y8 = src.gray(frame, i).y8
-                    self._cache_put(i, y8)
-                    yield i, y8
+                if i >= end:
+                    return
+                y8 = src.gray(frame, i).y8
+                self._cache_put(i, y8)
+                yield i, y8

@@ -36,8 +36,8 @@ from streamcolor.hints import UNTIL_CUT, Hint, HintFile, Reference, parse_hints
 from streamcolor.hints_video import HintTracker, backward_positions, colorize_with_hints
 from streamcolor.model import HINTS_MODEL
 from streamcolor.pipeline import StageTimes, colorize_items
-from streamcolor.sink import EncodeOptions, check_output_path
-from streamcolor.source import GrayFrame
+from streamcolor.sink import EncodeOptions, check_output_path, check_writable
+from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.studio.film import Film, Shot
 from streamcolor.temporal import _Flow
 
@@ -226,10 +226,11 @@ class ShotPreview:
 
     def _frames(self):
         film = self.studio.film
-        for i, y8 in film.read(self.shot.start, self.shot.end):
-            if self._cancel.is_set():
-                raise _Cancelled("preview cancelled")
-            yield GrayFrame(y8=y8, pts=film.pts[i], rotation=0, index=i)
+        with VideoSource(film.path, carry_streams=False) as source:  # its own decoder: the frame view's stays free
+            for i, y8 in film.read(self.shot.start, self.shot.end, source):
+                if self._cancel.is_set():
+                    raise _Cancelled("preview cancelled")
+                yield GrayFrame(y8=y8, pts=film.pts[i], rotation=0, index=i)
 
     def _run(self) -> None:
         st = self.studio
@@ -244,21 +245,21 @@ class ShotPreview:
                         self._frames(), lambda f: film.time_of(f.index), hints, st.colorizer, info.full_range
                     )
                 )
-            with st.network:  # one colorizing job at a time beside the frame view
-                items = colorize_items(
-                    self._frames(),
-                    st.colorizer,
-                    info,
-                    4,
-                    StageTimes(),
-                    "bidirectional",
-                    2,
-                    first_index=self.shot.start,
-                    tracker=tracker,
-                )
-                for f in items:
-                    self.jpegs.append(yuv_jpeg(f.y8, f.chroma, PREVIEW_WIDTH))
-                    self.status.frames = len(self.jpegs)
+            # the frame view's requests go on meanwhile (ONNX Runtime runs calls from two threads)
+            items = colorize_items(
+                self._frames(),
+                st.colorizer,
+                info,
+                4,
+                StageTimes(),
+                "bidirectional",
+                2,
+                first_index=self.shot.start,
+                tracker=tracker,
+            )
+            for f in items:
+                self.jpegs.append(yuv_jpeg(f.y8, f.chroma, PREVIEW_WIDTH))
+                self.status.frames = len(self.jpegs)
             self.status.state = "done"
         except _Cancelled as e:
             self.status.state, self.status.error = "cancelled", str(e)
@@ -299,6 +300,7 @@ class Studio:
         self.film_path = Path(film)
         self.threads = threads
         self.doc = HintsDocument(Path(hints_path) if hints_path else default_hints_path(self.film_path))
+        check_writable(self.doc.path.parent)  # saved on every change: a folder that takes files
         self.colorizer: Colorizer = make_colorizer(ColorizeConfig(model=HINTS_MODEL, threads=threads))
         self.film = Film(self.film_path, self.colorizer)
         self.network = threading.Lock()  # one network run at a time: 2 cores, many requests
