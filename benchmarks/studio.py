@@ -206,8 +206,12 @@ def main(argv: list[str] | None = None) -> dict:
                 open_shot(2)  # the timed clicks, on shot 3: random places and colours, hints piling up
                 rng = np.random.default_rng(0)
                 before = browser.js("window.clickMs.length")
-                for _ in range(args.clicks):
-                    x, y = rng.uniform(0.1, 0.9, 2)
+                places: list[np.ndarray] = []
+                while len(places) < args.clicks:  # apart from each other: a click on a marker picks it up
+                    p = rng.uniform(0.08, 0.92, 2)
+                    if all(np.abs(p - q).max() > 0.04 for q in places):
+                        places.append(p)
+                for x, y in places:
                     click(x, y, "#{:02x}{:02x}{:02x}".format(*rng.integers(0, 256, 3)))
                 clicks = [v / 1000 for v in browser.js("window.clickMs")[before:]]
                 browser.js("document.getElementById('render').click()")

@@ -349,6 +349,7 @@ def test_page_in_a_headless_browser_click_hint_next_shot_render(clip, tmp_path):
             assert len(parse_hints(default_hints_path(film).read_text()).hints) == 1
 
             # drag the marker elsewhere, recolour it: saved each time; undo twice: as it was
+            left, top, width, height = box(browser, "#frame")
             mx, my = left + SPOT[0] * width, top + SPOT[1] * height
             tx, ty = left + 0.6 * width, top + 0.3 * height
             browser.send(

@@ -83,13 +83,21 @@ class Film:
         self._cache_put(0, first.y8)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._scan, name="studio-scan", daemon=True)
+        self._started = False
 
     def start(self) -> Film:
-        self._thread.start()
+        """Start the scan (once; never after close)."""
+        with self._cond:
+            if not self._started and not self._stop.is_set():
+                self._started = True
+                self._thread.start()
         return self
 
     def close(self) -> None:
         self._stop.set()
+        with self._cond:  # a scan never started: nothing more will come
+            self.scanned = self.scanned or not self._started
+            self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         with self._read_lock:
@@ -139,6 +147,7 @@ class Film:
                 self._cond.notify_all()
 
     def wait_scanned(self, timeout: float | None = None) -> bool:
+        self.start()
         with self._cond:
             return self._cond.wait_for(lambda: self.scanned, timeout)
 
@@ -227,6 +236,7 @@ class Film:
         got = self._cached(index)
         if got is not None:
             return got
+        self.start()
         with self._cond:
             self._cond.wait_for(lambda: len(self.seconds) > index or self.scanned, timeout)
             if index >= len(self.seconds):

@@ -48,6 +48,8 @@ PREVIEW_WIDTH = 640
 MAX_REFERENCE_BYTES = 32 << 20
 HINTS_SUFFIX = ".hints.toml"
 RENDER_SUFFIX = ".colour.mp4"
+# seconds the shot scan waits for the first frame to be asked for and sent
+SCAN_DELAY = 2.0
 
 
 def default_hints_path(film: Path) -> Path:
@@ -309,10 +311,17 @@ class Studio:
         self._flow = _Flow(2)
         self._flow_lock = threading.Lock()
         self._carried = lru_cache(maxsize=4096)(self._carry)
+        self._first_frame = threading.Event()
 
     def __enter__(self) -> Studio:
-        self.film.start()
+        # the scan decodes the whole film: it starts once the first frame is out (or after
+        # SCAN_DELAY s), so that it does not slow the first frame on 2 cores
+        threading.Thread(target=self._start_scan, name="studio-scan-start", daemon=True).start()
         return self
+
+    def _start_scan(self) -> None:
+        self._first_frame.wait(SCAN_DELAY)
+        self.film.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -399,7 +408,9 @@ class Studio:
             img = y8 if size == (h, w) else cv2.resize(y8, size[::-1], interpolation=cv2.INTER_AREA)
         else:
             img = self.colorize(index, y8, size)
-        return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+        data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+        self._first_frame.set()
+        return data
 
     def colorize(self, index: int, y8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """(H, W) uint8 luma of frame `index` -> (size) uint8 BGR with the hints on it."""
