@@ -95,13 +95,23 @@ def get(url: str) -> bytes:
         return r.read()
 
 
-def screenshot(browser, path: Path | None, scale: float = 1.0) -> None:
-    """The page as PNG, `scale` times its CSS pixels (1360x820)."""
+def screenshot(browser, path: Path | None, scale: float = 1.0, colours: int = 0) -> None:
+    """The page's top 1360x720 CSS pixels as PNG, `scale` times that size; colours: a palette
+    of that many colours (Pillow's median cut, dithered: about a third of the bytes), 0 keeps
+    every colour."""
     if path is None:
         return
     clip = {"x": 0, "y": 0, "width": 1360, "height": 720, "scale": scale}
-    data = browser.send("Page.captureScreenshot", {"format": "png", "clip": clip}, timeout=30)["data"]
-    path.write_bytes(base64.b64decode(data))
+    data = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png", "clip": clip}, timeout=30)["data"])
+    if colours:
+        import io
+
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(data)).convert("RGB").quantize(colours, Image.Quantize.MEDIANCUT)
+        img.save(path, optimize=True)
+    else:
+        path.write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -111,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clicks", type=int, default=30, help="clicks timed")
     ap.add_argument("--shots-dir", type=Path, default=None, help="write the page's screenshots (PNG) here")
     ap.add_argument("--shot-scale", type=float, default=1.0, help="screenshots at this share of the page's pixels")
+    ap.add_argument("--shot-colours", type=int, default=0, help="screenshots with a palette of this many colours")
     ap.add_argument(
         "--out", type=Path, default=None, help="result JSON (default benchmarks/results/studio_<date>.json)"
     )
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.shots_dir.mkdir(parents=True, exist_ok=True)
 
     def shot(name: str) -> None:
-        screenshot(browser, args.shots_dir / name if args.shots_dir else None, args.shot_scale)
+        screenshot(browser, args.shots_dir / name if args.shots_dir else None, args.shot_scale, args.shot_colours)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -215,7 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
                     click(x, y, "#{:02x}{:02x}{:02x}".format(*rng.integers(0, 256, 3)))
                 clicks = [v / 1000 for v in browser.js("window.clickMs")[before:]]
                 browser.js("document.getElementById('render').click()")
-                browser.wait_for("document.getElementById('renderinfo').textContent.includes('fps')", 60)
+                browser.wait_for(
+                    "/^[1-9][0-9]*\\/[0-9]+ frames/.test(document.getElementById('renderinfo').textContent)", 60
+                )
                 shot("studio_6_rendering.png")
                 browser.wait_for("document.getElementById('renderinfo').textContent.startsWith('written')", 600)
                 render = json.loads(get(url + "api/render"))

@@ -168,10 +168,13 @@ class _Cancelled(StreamcolorError):
 class RenderJob:
     """`streamcolor video FILM OUT --hints <the studio's hints>` in a thread."""
 
-    def __init__(self, film: Path, out: Path, hints: HintFile, encode: EncodeOptions, threads: int | None):
+    def __init__(
+        self, film: Path, out: Path, hints: HintFile, encode: EncodeOptions, threads: int | None, frames: int = 0
+    ):
+        """frames: the film's frame count when known (the progress bar's length from the start)."""
         self.film, self.out = film, out
         self.cfg = ColorizeConfig(hints=hints or None, encode=encode, threads=threads)
-        self.status = JobStatus("running", started=time.monotonic())
+        self.status = JobStatus("running", total=frames, started=time.monotonic())
         self.warnings: list[str] = []
         self.summary = None
         self._cancel = threading.Event()
@@ -185,7 +188,7 @@ class RenderJob:
     def _progress(self, p: Progress) -> None:
         if self._cancel.is_set():
             raise _Cancelled("render cancelled; unfinished output deleted")
-        self.status.frames, self.status.total = p.frames, max(p.total, p.frames)
+        self.status.frames, self.status.total = p.frames, max(p.total or self.status.total, p.frames)
 
     def _run(self) -> None:
         try:
@@ -517,9 +520,10 @@ class Studio:
         if not target.is_absolute():
             target = self.film_path.parent / target
         check_output_path(target, [self.film_path], overwrite)
-        self.render = RenderJob(
-            self.film_path, target, self.doc.snapshot()[0], EncodeOptions(codec=codec), self.threads
-        ).start(overwrite)
+        frames = self.film.frames if self.film.scanned else self.film.info.frames_estimate
+        hints = self.doc.snapshot()[0]
+        self.render = RenderJob(self.film_path, target, hints, EncodeOptions(codec=codec), self.threads, frames)
+        self.render.start(overwrite)
         return self.render
 
     def start_preview(self, shot_index: int) -> ShotPreview:
