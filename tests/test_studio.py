@@ -159,6 +159,13 @@ def test_render_and_shot_preview_through_the_api(clip, tmp_path):
         first = request(url + "api/preview/frame?i=0")[1]
         assert delta_e(lab_at(first, *SPOT), want) < 15
 
+        # a render cancelled (the page's cancel; the studio closing does the same): no file left
+        code, body = request(url + "api/render", json.dumps({"out": "gone.mp4"}).encode(), "POST")
+        assert code == 202
+        code, body = request(url + "api/render", b'{"cancel": true}', "POST")
+        assert code == 200 and json.loads(body)["state"] == "cancelled"
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("gone")) == []
+
         code, body = request(url + "api/render", json.dumps({"out": "cut.mkv", "codec": "ffv1"}).encode(), "POST")
         assert code == 202, body
         status = wait_done(url + "api/render")
