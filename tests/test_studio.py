@@ -121,6 +121,13 @@ def test_api_frame_takes_a_put_hint_saves_it_and_keeps_the_last_good_hints(clip,
         code, body = request(url + "api/hints?format=json")
         assert "line 8" in json.loads(body)["error"]
 
+        # a file changed on disk behind the studio's back is not overwritten
+        hints_file.write_text("# edited by hand\n" + text)
+        code, body = request(url + "api/hints", text.encode(), "PUT")
+        assert code == 409 and b"changed on disk" in body and body.count(b"\n") == 1
+        assert hints_file.read_text() == "# edited by hand\n" + text
+        hints_file.write_text(text)  # as the studio wrote it: taken again
+
         # other origins refused, as the live preview refuses them (and GETs too here)
         for headers in (
             {"Origin": "http://evil.example"},
@@ -383,6 +390,21 @@ def test_page_in_a_headless_browser_click_hint_next_shot_render(clip, tmp_path):
                 browser.wait_for("document.getElementById('hintinfo').textContent === 'undone'", 10)
             (back,) = parse_hints(default_hints_path(film).read_text()).hints
             assert (back.x, back.y, back.rgb) == (hint.x, hint.y, hint.rgb)
+
+            # a hint "until a time": the picker's duration and its seconds go into the file
+            browser.js(
+                "(() => { const u = document.getElementById('until'); u.value = 'time';"
+                " u.dispatchEvent(new Event('change')); document.getElementById('untiltime').value = '1.5'; })()"
+            )
+            left, top, width, height = box(browser, "#frame")
+            browser.click(left + 0.7 * width, top + 0.2 * height)
+            browser.wait_for("document.getElementById('hintinfo').textContent.startsWith('hint 2 at')", 10)
+            assert parse_hints(default_hints_path(film).read_text()).hints[1].until == 1.5
+            browser.js("document.getElementById('hintinfo').textContent = ''")
+            browser.click(*centre(box(browser, "#undo")))
+            browser.wait_for("document.getElementById('hintinfo').textContent === 'undone'", 10)
+            assert len(parse_hints(default_hints_path(film).read_text()).hints) == 1
+            browser.js("document.getElementById('until').value = 'cut'")
 
             # the second shot: the hint ("this shot") is not on it
             browser.click(*centre(box(browser, ".shot[data-shot='1']")))
