@@ -222,6 +222,27 @@ def test_reference_photo_for_one_shot_through_the_api(clip, tmp_path):
         assert request(url + "api/reference?path=../reel.mp4")[0] == 404  # only the hints' references
 
 
+def test_a_pinned_hint_is_found_again_in_a_later_shot(tmp_path):
+    """Shot 3 returns to shot 1's scene (the red box moving right 3 px a frame): a hint pinned
+    on the box in shot 1 is on the box again there, in its colour, as the render finds it."""
+    film = make_shots_video(tmp_path / "reel.mp4", (24, 24, 24), W, H)
+    with Studio(film, threads=2) as st, StudioServer(st, 0) as server:
+        url = server.url
+        st.film.wait_scanned(60)
+        box_x = lambda i: ((i * 3) % (W - W // 4) + W // 8) / W  # noqa: E731 - the box's centre (media.scene)
+        box_y = (H // 3 + H // 8) / H
+        gray = request(url + "api/frame?frame=60&view=gray")[1]
+        hexc, want = hint_colour(float(lab_at(gray, box_x(60), box_y)[0]))
+        text = f'[[hint]]\nframe = 5\nat = [{box_x(5)}, {box_y}]\ncolor = "{hexc}"\nuntil = "pin"\n'
+        assert request(url + "api/hints", text.encode(), "PUT")[0] == 200
+        for i in (48, 60, 70):
+            (shown,) = [h["shown"] for h in json.loads(request(url + f"api/hints?format=json&frame={i}")[1])["hints"]]
+            assert shown is not None and abs(shown[0] - box_x(i)) < 0.06 and abs(shown[1] - box_y) < 0.06, (i, shown)
+        assert delta_e(lab_at(request(url + "api/frame?frame=60")[1], box_x(60), box_y), want) <= 12
+        (pin,) = st.hints_for_shot(st.film.shots()[2]).hints  # the shot preview gets it too, where found
+        assert pin.frame == 48 and abs(pin.x - box_x(48)) < 0.06
+
+
 def wait_done(url: str, timeout: float = 120) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -13,8 +13,10 @@ tracker over every frame instead):
   frames after that shot up to T s, where it was at the cut;
 - on its shot's other frames it is carried along the optical flow from where it was given
   (the tracker's DIS flow on the L* guides) and leaves when the point leaves the frame;
-- a pinned hint is shown in its own shot; in later shots it is found again (feature
-  matching) by the render and the shot preview only.
+- a pinned hint is on its own shot and, on each frame of a later shot, where the render's
+  test finds it again (the best-matching cell of the pretrained features, at least
+  hints_video.PIN_THRESHOLD); the render looks for it frame by frame only until it is found,
+  then carries it along the flow.
 """
 
 from __future__ import annotations
@@ -32,8 +34,15 @@ import numpy as np
 from streamcolor.api import ColorizeConfig, Progress, colorize_video, make_colorizer
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, OutputError, StreamcolorError
-from streamcolor.hints import UNTIL_CUT, Hint, HintFile, Reference, parse_hints
-from streamcolor.hints_video import HintTracker, backward_positions, colorize_with_hints
+from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Reference, parse_hints
+from streamcolor.hints_video import (
+    PIN_THRESHOLD,
+    HintTracker,
+    backward_positions,
+    best_cell,
+    colorize_with_hints,
+    descriptor_at,
+)
 from streamcolor.model import HINTS_MODEL
 from streamcolor.pipeline import StageTimes, colorize_items
 from streamcolor.sink import EncodeOptions, check_output_path, check_writable
@@ -48,6 +57,8 @@ PREVIEW_WIDTH = 640
 MAX_REFERENCE_BYTES = 32 << 20
 HINTS_SUFFIX = ".hints.toml"
 RENDER_SUFFIX = ".colour.mp4"
+# frames whose encoder features are kept (pinned hints looked for in later shots)
+FEATURES_KEPT = 64
 # seconds the shot scan waits for the first frame to be asked for and sent
 SCAN_DELAY = 2.0
 
@@ -315,6 +326,8 @@ class Studio:
         self._flow_lock = threading.Lock()
         self._carried = lru_cache(maxsize=4096)(self._carry)
         self._first_frame = threading.Event()
+        self._features: dict[int, np.ndarray] = {}
+        self._features_lock = threading.Lock()
 
     def __enter__(self) -> Studio:
         # the scan decodes the whole film: it starts once the first frame is out (or after
@@ -367,11 +380,38 @@ class Studio:
                 at = (x, y) if start == index else self._carried(x, y, start, index)
             elif isinstance(h.until, float) and index > hshot.start and not h.ended(seconds):
                 at = self._carried(x, y, start, hshot.end - 1)  # kept where it was at the cut
+            elif h.until == UNTIL_PIN and index > hshot.start:
+                at = self.find_pin(h, start, x, y, index)
             else:
                 continue
             if at is not None:
                 out.append((k, h, at[0], at[1]))
         return out
+
+    def features(self, index: int) -> np.ndarray:
+        """(gh, gw, C) float32 unit vectors: the hint model's encoder features of frame `index`
+        (they do not depend on the hints; the last FEATURES_KEPT frames' are kept)."""
+        with self._features_lock:
+            got = self._features.get(index)
+        if got is not None:
+            return got
+        c = self.colorizer
+        x = c.network_input(self.film.y8(index), self.film.info.full_range)
+        with self.network:
+            f = c.predict_features([x])[1][0]
+        with self._features_lock:
+            self._features[index] = f
+            while len(self._features) > FEATURES_KEPT:
+                self._features.pop(next(iter(self._features)))
+        return f
+
+    def find_pin(self, h: Hint, start: int, x: float, y: float, index: int) -> tuple[float, float] | None:
+        """Where a pinned hint given on frame `start` at (x, y) is found again on frame `index`
+        of a later shot, as the render's tracker looks for it (hints_video.best_cell: the best
+        matching cell of the pretrained features, at least PIN_THRESHOLD), or None."""
+        descriptor = descriptor_at(self.features(start), x, y)
+        sim, fx, fy = best_cell(self.features(index), descriptor)
+        return (fx, fy) if sim >= PIN_THRESHOLD else None
 
     def references_on(self, index: int, hints: HintFile | None = None) -> tuple[Reference, ...]:
         hints = hints if hints is not None else self.doc.snapshot()[0]
@@ -381,8 +421,8 @@ class Studio:
     def hints_for_shot(self, shot: Shot) -> HintFile:
         """The hints the render applies in `shot`, for a run over that shot alone: those that
         start in it, and those with `until = T` started before it that are still running (from
-        its first frame, where they were at their own shot's end). Pins from earlier shots are
-        left to the render."""
+        its first frame, where they were at their own shot's end), and pins from earlier shots
+        found again on its first frame (find_pin; the render looks on every frame until found)."""
         hints = self.doc.snapshot()[0]
         keep = []
         for h in hints.hints:
@@ -393,6 +433,11 @@ class Studio:
                 hshot = self.film.shot_of(start)
                 x, y = h.position(self.film.width, self.film.height)
                 at = self._carried(x, y, start, hshot.end - 1) if hshot else (x, y)
+                if at is not None:
+                    keep.append(replace(h, x=at[0], y=at[1], pixels=False, frame=shot.start, time=None))
+            elif start < shot.start and h.until == UNTIL_PIN:
+                x, y = h.position(self.film.width, self.film.height)
+                at = self.find_pin(h, start, x, y, shot.start)
                 if at is not None:
                     keep.append(replace(h, x=at[0], y=at[1], pixels=False, frame=shot.start, time=None))
         return HintFile(tuple(keep), hints.references)
