@@ -682,6 +682,39 @@ def webcam(
 
 
 @app.command()
+def studio(
+    film: Annotated[Path, typer.Argument(metavar="FILM", help="The video to colour.")],
+    hints: Annotated[
+        Path | None,
+        typer.Option(help="The hints file to edit, saved on every change [default: FILM.hints.toml beside FILM]."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).", min=0, max=65535)] = 8000,
+    threads: ThreadsOpt = 0,
+    browser: Annotated[
+        bool | None,
+        typer.Option(
+            "--browser/--no-browser", help="Open the page [default: when run from a terminal].", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Colour a film shot by shot in the browser (127.0.0.1 only), see each hint land, then render."""
+    from streamcolor.studio import Studio, StudioServer
+
+    try:
+        with Studio(film, hints, threads or None) as st, StudioServer(st, port) as server:
+            _err(f"studio: {server.url}  (hints saved to {st.doc.path} on every change; Ctrl-C stops)")
+            if browser or (browser is None and sys.stdout.isatty() and sys.stderr.isatty()):
+                import webbrowser
+
+                webbrowser.open(server.url)
+            while True:  # the server runs in its own thread; Ctrl-C or SIGTERM ends this
+                time.sleep(3600)
+    except StreamcolorError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+
+
+@app.command()
 def bench(
     backend: BackendOpt = Backend.auto,
     precision: PrecisionOpt = None,
