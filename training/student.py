@@ -174,7 +174,11 @@ class MobileStudent(ABClassifier):
         decoder: tuple[int, int, int] = (96, 64, 48),
         weights: str | None = None,
         hints: bool = False,
+        channels: dict[int, int] | None = None,
     ):
+        """channels: {stride: channels} of another encoder's features (a decoder trained on cached
+        EfficientNet-Lite features, training/train_cached.py: a teacher, run on its cache only;
+        the MobileNetV2 encoder built here then goes unused). None: MobileNetV2's."""
         from training.mobilenet import STAGE_CHANNELS, MobileNetV2, load_tflite_weights
 
         super().__init__()
@@ -187,7 +191,7 @@ class MobileStudent(ABClassifier):
         self.encoder = MobileNetV2(stages, head=stages == 32, in_channels=1)
         self.provenance = load_tflite_weights(self.encoder, weights) if weights else None
         d16, d8, d4 = decoder
-        c = STAGE_CHANNELS
+        c = {**STAGE_CHANNELS, **(channels or {})}
         if stages == 32:
             self.lat32 = nn.Conv2d(c[32], d16, 1)
             self.fuse = nn.Linear(1280 + 1001, d16)

@@ -18,6 +18,11 @@ teacher's a*b* for every cache row (the same crops, see feature_cache); the targ
 (1 - k) truth + k teacher (k: the variant's t<weight>), the teacher alone where a row has no
 truth (unlabelled gray frames).
 
+A cache of another encoder (EfficientNet-Lite) trains a teacher decoder, saved with kind
+"cached_decoder"; `python -m training.train_cached predict --ckpt T.pt --cache LITE_CACHE
+--student-cache MNV2_CACHE --out teacher_ab.npy` writes its a*b* for every row, which the
+student's cache lines up with (the same crops), for --teacher-ab.
+
 Variants: `d<w16>.<w8>.<w4>` decoder widths, `a<alpha>`, optional `c<cast weight>`,
 `t<distill weight>`; several train side by side on the same batches. Resumable: `--resume`
 continues from OUT/last.pt with the time already spent counted.
@@ -110,7 +115,51 @@ def data_bins(cache: Cache, rng: np.random.Generator, samples: int = 4096) -> tu
     return ab_bins()[keep], prior[keep] / prior[keep].sum()
 
 
+def predict(argv: list[str]) -> None:
+    """A decoder's a*b* (annealed mean at --temperature) for every row of its cache, as the
+    (rows, 2, h, w) float16 .npy that --teacher-ab takes. --student-cache: the cache the student
+    trains on, checked to hold the same crops (photos, size, views, seed, degradations)."""
+    ap = argparse.ArgumentParser(prog="python -m training.train_cached predict", description=predict.__doc__)
+    ap.add_argument("--ckpt", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--student-cache", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--temperature", type=float, default=0.6)
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cache, student = Cache(a.cache), Cache(a.student_cache)
+    same = ("photos", "size", "views", "seed", "degrade", "chunk")
+    if any(cache.meta.get(k) != student.meta.get(k) for k in same) or cache.names != student.names:
+        raise SystemExit(f"{a.cache} and {a.student_cache} hold different crops: build both with the same settings")
+    c = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+    if c.get("encoder", "mobilenet_v2") != cache.meta["encoder"]:
+        raise SystemExit(
+            f"{a.ckpt} was trained on {c.get('encoder')} features, {a.cache} holds {cache.meta['encoder']}"
+        )
+    m = MobileStudent(c["bins"], stages=16, decoder=tuple(c["decoder"]), channels=c.get("channels"))
+    m.load_state_dict(c["state_dict"])
+    m.eval()
+    out = np.lib.format.open_memmap(a.out, mode="w+", dtype=np.float16, shape=cache.ab.shape)
+    with torch.no_grad():
+        for i in range(0, len(cache), 256):
+            idx = np.arange(i, min(i + 256, len(cache)))
+            e, _, _ = cache.batch(idx)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = m.decode(e).float()
+            out[idx] = m.annealed_mean(logits, a.temperature).half().numpy()
+    out.flush()
+    print(f"wrote {a.out}: {len(cache)} rows of the teacher's a*b* at T {a.temperature}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        predict(argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, required=True, help="training.feature_cache build's OUT")
     ap.add_argument("--val-cache", type=Path, required=True, help="the same, built with --split val")
@@ -143,8 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     cache, val = Cache(a.cache), Cache(a.val_cache)
-    if cache.meta["encoder"] != "mobilenet_v2":
-        raise SystemExit(f"{a.cache} holds {cache.meta['encoder']} features; this decoder is MobileStudent's")
+    # MobileNetV2 features: the student (a whole MobileStudent, exportable). Another encoder's:
+    # a teacher decoder, run on its own cache only (`predict` writes its a*b* for distillation)
+    is_student = cache.meta["encoder"] == "mobilenet_v2"
+    channels = None if is_student else {int(k): v for k, v in cache.meta["channels"].items()}
     variants = parse_variants(a.variants)
     teacher = np.load(a.teacher_ab, mmap_mode="r") if a.teacher_ab else None
     if teacher is not None and teacher.shape != cache.ab.shape:
@@ -157,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
 
     models, opts, weights = [], [], []
     for v in variants:
-        m = MobileStudent(bins, stages=16, decoder=v["decoder"], weights=a.weights)
+        m = MobileStudent(
+            bins, stages=16, decoder=v["decoder"], weights=a.weights if is_student else None, channels=channels
+        )
         m.encoder.requires_grad_(False)
         models.append(m)
         params = [p for p in m.parameters() if p.requires_grad]
@@ -291,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.save(
             {
                 "state_dict": m.state_dict(),
+                "kind": "student" if is_student else "cached_decoder",
+                "encoder": cache.meta["encoder"],
+                "channels": channels,
                 "arch": "mobile",
                 "stages": 16,
                 "decoder": list(v["decoder"]),
