@@ -201,8 +201,8 @@ def test_teacher_on_efficientnet_features_distils_into_the_student_on_the_same_c
     t_ab = np.load(ab)
     assert t_ab.shape == (10, 2, 16, 16) and np.isfinite(t_ab).all() and np.abs(t_ab).max() > 0
     with pytest.raises(SystemExit, match="different crops"):
-        train_cached.main(["predict", "--ckpt", str(teacher), "--cache", str(tmp_path / "lite0"),
-                           "--student-cache", str(tmp_path / "mnv2_val"), "--out", str(tmp_path / "x.npy")])  # fmt: skip
+        other = ["--student-cache", str(tmp_path / "mnv2_val"), "--out", str(tmp_path / "x.npy")]
+        train_cached.main(["predict", "--ckpt", str(teacher), "--cache", str(tmp_path / "lite0"), *other])
     train_cached.main(["--cache", str(tmp_path / "mnv2"), "--val-cache", str(tmp_path / "mnv2_val"),
                        "--weights", str(weights), "--teacher-ab", str(ab), "--variants", "d16.16.16a0.5t0.5",
                        "--out", str(tmp_path / "s"), *run])  # fmt: skip
