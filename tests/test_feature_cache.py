@@ -208,3 +208,20 @@ def test_teacher_on_efficientnet_features_distils_into_the_student_on_the_same_c
                        "--out", str(tmp_path / "s"), *run])  # fmt: skip
     ck = torch.load(tmp_path / "s" / "student_d16.16.16a0.5t0.5.pt", weights_only=False)
     assert ck["distill_weight"] == 0.5 and ck["distilled_from"] == str(ab) and ck["kind"] == "student"
+
+
+@needs_tflite
+def test_training_speed_benchmark_runs_both_loops_side_by_side(photo_tree, tmp_path):
+    from benchmarks import training_speed
+    from training import pack
+
+    train, weights = photo_tree
+    build(train, weights, tmp_path / "c", "--views", "1")
+    build(train, weights, tmp_path / "v", "--views", "1", "--split", "val")
+    packed = tmp_path / "p.npz"
+    pack.main(["--data", str(train), "--out", str(packed), "--size", "72"])
+    r = training_speed.main(["--pack", str(packed), "--cache", str(tmp_path / "c"), "--val-cache", str(tmp_path / "v"),
+                             "--weights", str(weights), "--minutes", "0.02", "--decoder", "16,16,16",
+                             "--out", str(tmp_path / "r.json")])  # fmt: skip
+    assert r["photo_loop"]["steps"] > 0 and r["cached_features"]["steps"] > 0 and r["ratio"] > 0
+    assert json.loads((tmp_path / "r.json").read_text())["threads"] == 1

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     while (frac := (time.time() - start) / budget) < 1.0:
         lr = a.lr * min(1.0, frac / 0.02) * 0.5 * (1 + math.cos(math.pi * frac))
         t_data = time.time()
-        idx = rng.choice(len(cache), a.batch, replace=False)
+        idx = rng.choice(len(cache), a.batch, replace=len(cache) < a.batch)  # tiny caches (tests): repeats
         e, ab, _ = cache.batch(idx)
         e = {s: t.contiguous(memory_format=torch.channels_last) for s, t in e.items()}
         with torch.no_grad():
