@@ -135,6 +135,7 @@ def colorize_video(
         encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
         sink = VideoSink(out, info, encode, warn=warn)
         reencode = sink.plan_streams()
+        source.keep_depth = sink.plan.depth > 8  # frames carry their deep luma for the sink
 
         def decode(_):
             items = timed(source.items(reencode), times, "decode")
@@ -163,7 +164,16 @@ def colorize_video(
         colored = Stage(
             "colorize",
             lambda up: colorize_items(
-                up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval, tracker=tracker
+                up,
+                colorizer,
+                info,
+                cfg.batch,
+                times,
+                cfg.temporal,
+                cfg.keyframe_interval,
+                tracker=tracker,
+                chroma_shape=sink.plan.chroma_shape(info.width, info.height),
+                depth=sink.plan.depth,
             ),
             decoded,
             maxsize=16,

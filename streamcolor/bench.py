@@ -64,14 +64,19 @@ def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, fl
         neutral = None
         sink = VideoSink(out, info, encode, warn=lambda m: None)
         reencode = sink.plan_streams()
+        source.keep_depth = sink.plan.depth > 8  # a deep output's luma, as colorize_video does
         decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
         try:
             with sink:
                 for item in decoded:
                     if isinstance(item, GrayFrame):
                         if neutral is None:
-                            shape = ((info.height + 1) // 2, (info.width + 1) // 2)
-                            neutral = (np.full(shape, 128, np.uint8), np.full(shape, 128, np.uint8))
+                            depth = sink.plan.depth
+                            shape = sink.plan.chroma_shape(info.width, info.height)
+                            shape = shape or ((info.height + 1) // 2, (info.width + 1) // 2)
+                            dtype = np.uint16 if depth > 8 else np.uint8
+                            mid = 1 << (depth - 1)
+                            neutral = (np.full(shape, mid, dtype), np.full(shape, mid, dtype))
                         item.chroma = neutral
                     t = time.perf_counter()
                     sink.write(item)

@@ -555,10 +555,11 @@ def _run_live(
     keep_frame_buffers()
     capture = LiveCapture(spec, cfg, warn)
     info = capture.info
+    # live outputs and recordings are 8-bit: the latency path has no deep luma (sink.deep_format)
     if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops
-        out_info = replace(info, time_base=CLOCK, other_streams=())
+        out_info = replace(info, time_base=CLOCK, other_streams=(), bit_depth=min(info.bit_depth, 8))
     else:
-        out_info = replace(info, other_streams=())
+        out_info = replace(info, other_streams=(), bit_depth=min(info.bit_depth, 8))
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
     rate = info.average_rate or 25
     enc = replace(cfg.encode, gop=cfg.encode.gop or max(1, round(float(rate) * cfg.gop_seconds)))

@@ -22,6 +22,7 @@ from streamcolor.errors import InputError
 # FFmpeg AVColorSpace codes -> names in color.LUMA_COEFFS
 _MATRIX_BY_CODE = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "gray", "gray10le", "gray12le", "gray16le"}
+_DEEP_DEPTHS = (9, 10, 12, 14, 16)  # depths FFmpeg has planar YUV (yuv444pNNle) formats for
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,17 @@ class StreamInfo:
         return self.field_order >= 2
 
     @property
+    def deep(self) -> bool:
+        """More than 8 bits per sample (10-bit ProRes, 16-bit TIFF, 10-bit DPX...)."""
+        return self.bit_depth > 8
+
+    @property
+    def luma_depth(self) -> int:
+        """Bits of GrayFrame.y_deep: the input's own depth where FFmpeg has planar YUV at it
+        (9, 10, 12, 14, 16), else 16."""
+        return self.bit_depth if self.bit_depth in _DEEP_DEPTHS else 16
+
+    @property
     def full_range(self) -> bool:
         return self.color_range == 2 or (self.color_range == 0 and self.pix_fmt in _FULL_RANGE_FORMATS)
 
@@ -75,6 +87,9 @@ class GrayFrame:
     index: int
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # filled in by the colorizer
     interlaced: bool = False  # two fields woven: chroma is computed per field
+    # (H, W) uint16 luma codes at StreamInfo.luma_depth bits, the input's own Y plane (or
+    # swscale's Y of an RGB input): only when the source keeps depth (VideoSource.keep_depth)
+    y_deep: np.ndarray | None = None
 
 
 @dataclass
@@ -210,10 +225,19 @@ def _bit_depth(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
 
-def _y_plane(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W) uint8 copy of the Y plane of an 8-bit planar YUV frame (line padding dropped)."""
+def _y_plane(frame: av.VideoFrame, dtype: type = np.uint8) -> np.ndarray:
+    """(H, W) copy of the Y plane of a planar YUV or gray frame (line padding dropped);
+    dtype np.uint16 for the 9- to 16-bit little-endian formats."""
     p = frame.planes[0]
-    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy()
+
+
+def _has_y_plane(name: str, depth: int) -> bool:
+    """Whether plane 0 of pixel format `name` is the luma at `depth` bits, LSB-aligned
+    (yuv420p10le, yuv422p16le, gray12le...: not P010's MSB-aligned, not big-endian)."""
+    suffix = f"p{depth}le" if name.startswith("yuv") else f"{depth}le"
+    return (name.startswith(("yuv", "yuvj")) or name.startswith("gray")) and name.endswith(suffix)
 
 
 def nvidia_driver_present() -> bool:
@@ -379,6 +403,8 @@ class VideoSource:
         self.times = FrameTimes(step, _ticks(self.start, self.stream.time_base))
         self.decoder = open_nvdec(self.stream) if hw_decode else None
         self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
+        # Set by whoever plans a deep output (api.colorize_video): frames then carry y_deep too.
+        self.keep_depth = False
 
     def __enter__(self) -> VideoSource:
         return self
@@ -443,6 +469,15 @@ class VideoSource:
 
     def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
         pts = self.times(frame.pts, frame.dts)
+        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
+        rotation = int(frame.rotation or 0)
+        if self.keep_depth:
+            y_deep = self._deep_luma(frame)
+            # the 8 bits the network and the chroma see: the deep codes rounded (one shift,
+            # cheaper than a second swscale pass at 2K)
+            shift = self.info.luma_depth - 8
+            y8 = np.minimum((y_deep + (1 << (shift - 1))) >> shift, 255).astype(np.uint8)
+            return GrayFrame(y8=y8, pts=pts, rotation=rotation, index=index, interlaced=interlaced, y_deep=y_deep)
         if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):  # nv12 (NVDEC): plane 0 is Y too
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.
@@ -450,7 +485,14 @@ class VideoSource:
             frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
         # a frame flagged interlaced, or any frame of a stream declared so (some decoders
         # flag only the frames, some containers only the stream)
-        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
-        return GrayFrame(
-            y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index, interlaced=interlaced
-        )
+        return GrayFrame(y8=_y_plane(frame), pts=pts, rotation=rotation, index=index, interlaced=interlaced)
+
+    def _deep_luma(self, frame: av.VideoFrame) -> np.ndarray:
+        """(H, W) uint16 luma at info.luma_depth bits: a planar YUV or gray frame's own Y plane,
+        untouched; anything else (RGB DPX/TIFF, packed formats) through one swscale pass to
+        planar YUV at that depth, in the range the output is tagged with."""
+        depth = self.info.luma_depth
+        if not _has_y_plane(frame.format.name, depth):
+            rng = 2 if self.info.full_range else 1
+            frame = frame.reformat(format=f"yuv444p{depth}le", src_color_range=rng, dst_color_range=rng)
+        return _y_plane(frame, np.uint16)
