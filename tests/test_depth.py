@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from media import scene
 
 from streamcolor import color
