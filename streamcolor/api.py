@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -22,8 +23,17 @@ from streamcolor.hints import HintFile
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
+from streamcolor.sequence import (
+    FRAME_CODECS,
+    SequenceSink,
+    SequenceSource,
+    describe_gaps,
+    find_frames,
+    resume_from,
+    sequence_target,
+)
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
-from streamcolor.source import VideoSource
+from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 
 
@@ -75,8 +85,10 @@ class VideoSummary:
     decode_errors: int
     times: StageTimes
     backend: str
-    out: Path | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder)
+    out: Path | str | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder), or a pattern
     hints: str | None = None  # what the hints did, one line (HintStats.line)
+    rate: str | None = None  # an image sequence's frame rate and where it came from ('24 fps, the default')
+    resumed: int | None = None  # a sequence output continued from this frame number
 
     @property
     def fps(self) -> float:
@@ -112,33 +124,70 @@ def colorize_video(
     colorizer: Colorizer | None = None,
     overwrite: bool = False,
     stream: int | None = None,
+    fps: Fraction | None = None,
+    start_number: int | None = None,
 ) -> VideoSummary:
     """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata.
+    IN and OUT may also be image sequences (streamcolor/sequence.py): a printf pattern
+    ('scan/%06d.dpx') or a folder of numbered frames.
 
     overwrite: replace an existing OUT (refused otherwise). stream: the input stream index
-    to colorize (default: the best video stream, as FFmpeg chooses it)."""
+    to colorize (default: the best video stream, as FFmpeg chooses it). fps: a sequence's
+    frame rate (default: a DPX header's, else 24). start_number: a sequence's first number."""
     cfg = cfg or ColorizeConfig()
-    out = Path(out)
     is_url = "://" in str(src)
-    if out.is_dir():  # cp's rule: into an existing folder, under the input's name
-        if is_url:
-            raise OutputError(f"output is a folder: {out} (a URL input needs an output file name)")
-        out = out / Path(src).name
-    check_output_path(out, [] if is_url else [Path(src)], overwrite)
+    frames = find_frames(src, start_number)
+    if frames is None and Path(src).is_dir() and not is_url:
+        raise InputError(
+            f"input is a folder with no numbered frames ({', '.join(sorted(FRAME_CODECS))}): {src}; "
+            f"to colorize the videos in it, use: streamcolor batch {src} OUTDIR"
+        )
+    if frames is None and (fps is not None or start_number is not None):
+        raise ConfigError("--fps and --start-number are for image sequences (a pattern such as scan/%06d.dpx)")
+    target = sequence_target(out, frames, src)
+    resume = None
+    if target is None:
+        out = Path(out)
+        if out.is_dir():  # cp's rule: into an existing folder, under the input's name
+            if is_url or frames is not None:
+                raise OutputError(f"output is a folder: {out} (give an output file name)")
+            out = out / Path(src).name
+        check_output_path(out, [] if is_url or frames is not None else [Path(src)], overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
     gpu = hasattr(colorizer.engine, "run_tensor")  # a GPU engine: NVDEC/NVENC where the GPU has them
-    with VideoSource(src, hw_decode=gpu, stream=stream) as source:
+    marker = {"input": str(Path(src).resolve()) if not is_url else str(src), "settings": repr(cfg)}
+    if target is not None:
+        resume = resume_from(target, frames.numbers if frames else None, marker, overwrite)
+    if frames is not None:
+        source_cm = SequenceSource(frames, fps, start_at=resume)
+    else:
+        source_cm = VideoSource(src, hw_decode=gpu, stream=stream)
+    with source_cm as source:
         info = source.info
         encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
-        sink = VideoSink(out, info, encode, warn=warn)
+        if target is not None:
+            first = frames.numbers[0] if frames else 1
+            # a sequence's frames keep their numbers; a video's are numbered from 1 (FFmpeg's)
+            number_of = (lambda f: first + f.pts) if frames else (lambda f: first + f.index)
+            sink = SequenceSink(target, info, number_of, marker, warn=warn)
+            out = target.pattern
+        else:
+            sink = VideoSink(out, info, encode, warn=warn)
         reencode = sink.plan_streams()
         source.keep_depth = sink.plan.depth > 8  # frames carry their deep luma for the sink
+        if frames is not None:
+            gaps = describe_gaps(frames)
+            if gaps:
+                warn(gaps)
+        skip_before = resume if resume is not None and frames is None else None
 
         def decode(_):
             items = timed(source.items(reencode), times, "decode")
+            if skip_before is not None:  # a video into a resumed sequence: its written frames skipped
+                items = (i for i in items if not isinstance(i, GrayFrame) or number_of(i) >= skip_before)
             return deflicker_items(items) if cfg.deflicker else items
 
         tracker = None
@@ -150,7 +199,12 @@ def colorize_video(
                 from streamcolor.hints_video import backward_positions
 
                 rate = float(info.average_rate or 25)
-                with VideoSource(src, stream=stream, carry_streams=False) as again:
+                again_cm = (
+                    SequenceSource(frames, fps, start_at=resume)
+                    if frames is not None
+                    else VideoSource(src, stream=stream, carry_streams=False)
+                )
+                with again_cm as again:
                     tracker.carry_back(
                         backward_positions(
                             (f for f in again.items() if hasattr(f, "y8")),
@@ -191,7 +245,9 @@ def colorize_video(
         finally:
             colored.close()
             decoded.close()
-        if source.decode_errors:
+        if source.decode_errors and frames is not None:
+            warn(f"skipped {source.decode_errors} frame file(s) that could not be read (their time kept as a gap)")
+        elif source.decode_errors:
             warn(f"skipped {source.decode_errors} damaged packet(s) that could not be decoded")
         short = early_end(source.times.span * info.time_base, info.stated_duration_s, info.average_rate)
         if short:
@@ -207,7 +263,16 @@ def colorize_video(
                 f"(e.g. the hint at line {first.line}, at {when})"
             )
         hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending), len(tracker.references))
-    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line)
+    rate = None
+    if frames is not None:
+        rate = f"{float(info.average_rate):g} fps" + (
+            ""
+            if source.rate_given
+            else (", the DPX header's" if source.decoder.framerate else ", the default: --fps sets it")
+        )
+    return VideoSummary(
+        sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line, rate, resume
+    )
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:

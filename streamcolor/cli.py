@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -152,6 +153,19 @@ ReferenceOpt = Annotated[
 ]
 
 
+def _frame_rate(text: str | None) -> Fraction | None:
+    """'24', '23.976', '24000/1001' -> a positive Fraction (None: not given)."""
+    if text is None:
+        return None
+    try:
+        rate = Fraction(text).limit_denominator(1001)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"--fps must be a number or a fraction such as 24000/1001, got '{text}'") from None
+    if rate <= 0:
+        raise ConfigError(f"--fps must be positive, got '{text}'")
+    return rate
+
+
 def _hint_file(hints: Path | None, reference: list[Path] | None):
     """--hints and --reference -> one HintFile (None when neither is given)."""
     from streamcolor.hints import HintFile, Reference, load_hints
@@ -169,11 +183,18 @@ def _hint_file(hints: Path | None, reference: list[Path] | None):
 
 @app.command()
 def video(
-    src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
-    out: Annotated[
-        Path,
+    src: Annotated[
+        str,
         typer.Argument(
-            metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif) or a folder."
+            metavar="IN", help="Input video file or URL, an image sequence (scan/%06d.dpx) or a folder of frames."
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Argument(
+            metavar="OUT",
+            help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif), a folder, "
+            "or an image sequence (out/%04d.tif, .dpx, .png).",
         ),
     ],
     model: HintModelOpt = None,
@@ -202,6 +223,13 @@ def video(
     stream: Annotated[
         int | None, typer.Option(help="Input stream index to colorize [default: the best video stream].", min=0)
     ] = None,
+    fps: Annotated[
+        str | None,
+        typer.Option(help="An image sequence's frame rate (24, 25, 24000/1001) [default: a DPX header's, else 24]."),
+    ] = None,
+    start_number: Annotated[
+        int | None, typer.Option(help="An image sequence's first frame number [default: the lowest found].", min=0)
+    ] = None,
     overwrite: OverwriteOpt = False,
     hints: HintsOpt = None,
     reference: ReferenceOpt = None,
@@ -222,7 +250,17 @@ def video(
             precision=precision.value if precision else None,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
         )
-        summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn, overwrite=overwrite, stream=stream)
+        summary = colorize_video(
+            src,
+            out,
+            cfg,
+            on_progress=bar,
+            warn=_warn,
+            overwrite=overwrite,
+            stream=stream,
+            fps=_frame_rate(fps),
+            start_number=start_number,
+        )
     except StreamcolorError as e:
         bar.close()
         _err(str(e))
@@ -230,9 +268,11 @@ def video(
     finally:  # Ctrl-C, SIGTERM, OS errors: the next line must not start after the bar's "ETA 0:03"
         bar.close()
     if not quiet:
+        sequence = f"; image sequence at {summary.rate}" if summary.rate else ""
+        resumed = f"; continued from frame {summary.resumed}" if summary.resumed is not None else ""
         typer.echo(
             f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, "
-            f"{summary.backend}) -> {summary.out or out}",
+            f"{summary.backend}{sequence}{resumed}) -> {summary.out or out}",
             err=True,
         )
         if summary.hints:
