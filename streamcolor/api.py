@@ -25,6 +25,7 @@ from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
 from streamcolor.sequence import (
     FRAME_CODECS,
+    SEQUENCE_RATE_FROM,
     SequenceSink,
     SequenceSource,
     describe_gaps,
@@ -265,11 +266,7 @@ def colorize_video(
         hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending), len(tracker.references))
     rate = None
     if frames is not None:
-        rate = f"{float(info.average_rate):g} fps" + (
-            ""
-            if source.rate_given
-            else (", the DPX header's" if source.decoder.framerate else ", the default: --fps sets it")
-        )
+        rate = f"{float(info.average_rate):g} fps{SEQUENCE_RATE_FROM[source.rate_from]}"
     return VideoSummary(
         sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line, rate, resume
     )

@@ -36,6 +36,8 @@ from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, _
 FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png"}
 _PATTERN = re.compile(r"%(0?)(\d*)d")
 DEFAULT_FPS = Fraction(24)
+# where a sequence's frame rate came from -> what the summary line adds to it
+SEQUENCE_RATE_FROM = {"flag": "", "header": ", the DPX header's", "default": ", the default: --fps sets it"}
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,9 @@ class SequenceSource(VideoSource):
         first = self._decode(files.numbers[0])
         if first is None:
             raise InputError(f"cannot read {files.path(files.numbers[0])}: not a {files.codec.upper()} frame")
-        rate = fps or Fraction(self.decoder.framerate or 0) or DEFAULT_FPS
-        self.rate_given = fps is not None
+        header = Fraction(self.decoder.framerate or 0)  # DPX: the film or TV header's frame rate
+        rate = fps or header or DEFAULT_FPS
+        self.rate_from = "flag" if fps else "header" if header else "default"
         fmt = first.format
         n = files.numbers[-1] - files.numbers[0] + 1  # frames' time span, gaps included
         timecode = first.metadata.get("timecode") if first.metadata else None
