@@ -6,10 +6,13 @@ import contextlib
 import dataclasses
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -283,7 +286,22 @@ def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> s
     return f"{float(decoded_s):.1f} s of the {stated_s:.1f} s the container states"
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Photo file extensions (compared lower-cased) -> the OpenCV encoder that writes them: a
+# folder's photos are found by these, and each output keeps its input's name (a .jfif is a
+# JPEG file under another name, so it is written by the JPEG encoder under its own name).
+_ENCODE_AS = {
+    ".png": ".png",
+    ".jpg": ".jpg",
+    ".jpeg": ".jpg",
+    ".jpe": ".jpg",
+    ".jfif": ".jpg",
+    ".bmp": ".bmp",
+    ".tif": ".tif",
+    ".tiff": ".tif",
+    ".webp": ".webp",
+    ".gif": ".gif",
+}
+IMAGE_SUFFIXES = {ext for ext, enc in _ENCODE_AS.items() if cv2.haveImageWriter(f"x{enc}")}
 
 
 # What each output format holds (OpenCV's encoders): 16-bit samples, an alpha channel,
@@ -324,11 +342,19 @@ def colorize_photo(
 
 
 def colorize_image_file(
-    src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print, hints: HintFile | None = None
+    src: Path,
+    out: Path,
+    colorizer: Colorizer,
+    warn: Callable[[str], None] = print,
+    hints: HintFile | None = None,
+    icc_dropped: list[Path] | None = None,
+    data: bytes | None = None,
 ) -> None:
     """src -> out in colour, keeping alpha, 16 bits and EXIF/XMP where out's format holds
-    them; one warning per thing dropped."""
-    data = np.fromfile(src, np.uint8)
+    them; one warning per thing dropped. icc_dropped: where a folder run collects the photos
+    whose ICC profile was left out, to say it once (None: said here). data: the file's bytes
+    when they were not read from src (a photo fetched from a URL; src is then its name)."""
+    data = np.fromfile(src, np.uint8) if data is None else np.frombuffer(data, np.uint8)
     img, types, chunks = None, (), []
     if data.size and _WITH_METADATA:
         img, types, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
@@ -338,23 +364,26 @@ def colorize_image_file(
         raise InputError(f"cannot read {src}: not an image")
     if img.dtype not in (np.uint8, np.uint16) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
         raise InputError(f"cannot colorize {src}: {img.dtype} samples with {img.shape[2:] or 1} channel(s)")
-    ext = out.suffix.lower()
-    if ext not in IMAGE_SUFFIXES:
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    ext = _ENCODE_AS[out.suffix.lower()]
     result = colorize_photo(img, colorizer, hints, warn)
     if result.dtype == np.uint16 and ext not in _DEEP:
-        warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
+        warn(f"{src.name}: 16-bit photo written as 8-bit ({out.suffix.lower()} holds 8 bits; .png and .tiff hold 16)")
         result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     if result.shape[2] == 4 and ext not in _ALPHA:
-        warn(f"{src.name}: transparency dropped ({ext} has no alpha channel; .png keeps it)")
+        warn(f"{src.name}: transparency dropped ({out.suffix.lower()} has no alpha channel; .png keeps it)")
         result = np.ascontiguousarray(result[..., :3])
     kinds = {int(t): c for t, c in zip(np.ravel(types), chunks)}
     if cv2.IMAGE_METADATA_ICCP in kinds:
         # the colorized pixels are sRGB: the input's profile (often a gray one) would misdescribe them
-        warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        if icc_dropped is None:
+            warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        else:
+            icc_dropped.append(src)
         del kinds[cv2.IMAGE_METADATA_ICCP]
     if kinds and ext not in _METADATA:
-        warn(f"{src.name}: EXIF/XMP metadata not copied ({ext} output; .png, .jpg and .webp keep it)")
+        warn(f"{src.name}: EXIF/XMP metadata not copied ({out.suffix.lower()} output; .png, .jpg and .webp keep it)")
         kinds = {}
     if kinds:
         ok, buf = cv2.imencodeWithMetadata(ext, result, list(kinds), list(kinds.values()))
@@ -416,6 +445,34 @@ def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[
     return pairs, create
 
 
+def colorize_image_url(
+    url: str, out: str | Path, cfg: ColorizeConfig, warn: Callable[[str], None] = print, overwrite: bool = False
+) -> Path:
+    """A photo at an http(s):// (or ftp://, file://) URL -> OUT, a file or a folder (the URL's
+    file name inside it). Fetched whole with the standard library, 30 s at most."""
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", os.sep)):
+        if not name:
+            raise OutputError(f"{url} names no file: give an output file name")
+        out = out / name
+    check_output_path(out, [], overwrite)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+    except ValueError as e:  # an unknown URL form
+        raise InputError(f"cannot read {url}: {e}") from None
+    except urllib.error.HTTPError as e:
+        raise InputError(f"cannot read {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        raise InputError(f"cannot read {url}: {reason}") from None
+    colorize_image_file(Path(name or "photo"), out, make_colorizer(cfg), warn, cfg.hints, data=data)
+    return out
+
+
 def colorize_images(
     src: str | Path,
     out: str | Path,
@@ -427,6 +484,8 @@ def colorize_images(
     (created), same file names. Every output is checked before the first is written; a write
     failure stops the run with what was written complete and nothing half-written."""
     cfg = cfg or ColorizeConfig()
+    if "://" in str(src):  # never through Path: it folds 'http://' into 'http:/'
+        return [colorize_image_url(str(src), out, cfg, warn, overwrite)]
     pairs, create = image_targets(Path(src), out, overwrite)
     colorizer = make_colorizer(cfg)
     folder = Path(out)
@@ -436,10 +495,11 @@ def colorize_images(
         except OSError as e:
             raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
     written = []
+    icc_dropped: list[Path] = []
     try:
         for f, target in pairs:
             try:
-                colorize_image_file(f, target, colorizer, warn, cfg.hints)
+                colorize_image_file(f, target, colorizer, warn, cfg.hints, icc_dropped)
                 written.append(target)
             except InputError as e:
                 if len(pairs) == 1:
@@ -449,4 +509,11 @@ def colorize_images(
         if create and not written:  # a folder we made and left empty is not an output
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if icc_dropped:  # once per run, not once per photo (issue 23: 7 lines for 20 photos)
+            which = (
+                f"{icc_dropped[0].name}: ICC profile"
+                if len(icc_dropped) == 1
+                else f"{len(icc_dropped)} photos: ICC profiles"
+            )
+            warn(f"{which} not copied (the colorized output is sRGB)")
     return written

@@ -17,6 +17,7 @@ failure is recorded and the batch goes on. The driver alone appends to the recor
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import dataclasses
 import datetime
@@ -676,18 +677,31 @@ class _OutdirLock:
             import fcntl
         except ImportError:  # Windows: no advisory locks here; one batch per folder is then up to the user
             return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(self.fd)
+                self.fd = None
+                raise OutputError(f"another streamcolor batch is writing to {self.path.parent}; wait for it") from None
+            # The batch before us deletes the file as it ends (issue 23: no lock file left in
+            # OUTDIR): a lock taken on a file it has just deleted is no lock; take the new one.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
             os.close(self.fd)
-            self.fd = None
-            raise OutputError(f"another streamcolor batch is writing to {self.path.parent}; wait for it") from None
-        return self
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            os.close(self.fd)  # closing releases the lock; the file stays (harmless, tiny)
+            # deleted while still held, so no other batch can hold it at the same time
+            # (a kill -9 leaves the empty file: harmless, and the next batch deletes it)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
 
 
 def run_batch(

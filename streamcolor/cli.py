@@ -281,7 +281,7 @@ def video(
 
 @app.command()
 def image(
-    src: Annotated[Path, typer.Argument(metavar="IN", help="An image file, or a folder of images.")],
+    src: Annotated[str, typer.Argument(metavar="IN", help="An image file or URL, or a folder of images.")],
     out: Annotated[
         str, typer.Argument(metavar="OUT", help="Output file, a folder to write into, or a folder for a folder.")
     ],
@@ -571,6 +571,9 @@ def _live(
             summary = run_live(
                 spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started, overwrite=overwrite
             )
+    except KeyboardInterrupt:  # Ctrl-C while waiting for an input that never came (run_live's wait)
+        _err(f"interrupted while waiting for {spec.url}; nothing was written")
+        raise typer.Exit(130) from None
     except StreamcolorError as e:
         _err(str(e))
         if save_hints is not None and controls is not None and controls.hints.given:
@@ -584,6 +587,8 @@ def _live(
         except StreamcolorError as e:
             _err(str(e))
             raise typer.Exit(e.exit_code) from None
+    if summary.signum:  # stopped by Ctrl-C or SIGTERM: 130 / 143, as `video` (the recording is finished)
+        raise typer.Exit(128 + summary.signum)
 
 
 def _save_live_hints(path: Path, controls: LiveControls, quiet: bool) -> None:

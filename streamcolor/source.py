@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamcolor.errors import InputError
+from streamcolor.errors import InputError, InputNotYetThere
 
 # FFmpeg AVColorSpace codes -> names in color.LUMA_COEFFS
 _MATRIX_BY_CODE = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
@@ -348,6 +348,16 @@ class VideoSource:
             )
         except av.error.ProtocolNotFoundError:
             raise InputError(no_protocol_line(self.path.split("://", 1)[0])) from None
+        except (av.error.ExitError, av.error.ConnectionRefusedError, av.error.TimeoutError) as e:
+            if "://" not in self.path:
+                raise InputError(f"cannot open {self.path}: {e.strerror or e}") from None
+            # our open timeout ends the wait as an 'exit requested': nothing arrived
+            why = (
+                "connection refused"
+                if isinstance(e, ConnectionRefusedError)
+                else f"nothing received in {timeout[0] if timeout else '?'} s"
+            )
+            raise InputNotYetThere(f"cannot open {self.path}: {why} (is the sender running?)") from None
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
         try:
