@@ -49,6 +49,8 @@ CONTAINERS: dict[str, tuple[str, str]] = {
 }
 # Codecs whose bitstream has no sample aspect ratio field.
 _NO_SAR_IN_BITSTREAM = {"vp9", "av1", "gif"}
+# Codecs whose bitstream cannot mark a frame interlaced (and WebM keeps no field order).
+_NO_FIELDS = {"vp9", "av1", "gif"}
 # Containers without a time stamp per frame: one frame per tick of a constant rate.
 _CONSTANT_RATE = {"avi": None, "gif": Fraction(1, 100)}  # time base: 1/rate, or GIF's centiseconds
 # Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
@@ -342,6 +344,7 @@ class VideoSink:
         self.frames = 0
         self._last_pts: int | None = None
         self._pending: list = []  # packets that arrive before the first video frame
+        self._fields: av.filter.Graph | None = None  # marks frames interlaced (see _mark_fields)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -438,9 +441,21 @@ class VideoSink:
             # codec context, and coded as fields where the encoder can (x264's --tff/--bff)
             cc.field_order = info.field_order
             cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            bottom_first = info.field_order in (3, 5)  # BB, BT
             if encoder == "libx264":
-                bottom_first = info.field_order in (3, 5)  # BB, BT
                 options["x264-params"] = "bff=1" if bottom_first else "tff=1"
+            elif encoder == "libx265":
+                # x265's interlace mode takes each picture as one field (measured: decoded frames
+                # alternate top/bottom), so HEVC keeps the order in the container only
+                self.warn(
+                    "hevc (x265) frames cannot be marked interlaced: the field order is kept in the "
+                    "container only (--codec ffv1, prores or h264 mark every frame)"
+                )
+            elif plan.codec in _NO_FIELDS:
+                self.warn(
+                    f"{plan.codec} has no way to mark interlaced frames: the output will play as progressive "
+                    "(.mkv with --codec ffv1 or h264 keeps the field order)"
+                )
         if opts.gop:
             cc.gop_size = opts.gop
         v.options = options
@@ -518,6 +533,8 @@ class VideoSink:
 
     def _encode_video(self, f: GrayFrame) -> None:
         frame = self._frame(f)
+        if self.info.interlaced:
+            frame = self._mark_fields(frame)
         frame.pts = self._output_pts(f.pts)
         frame.time_base = self.video.codec_context.time_base
         frame.color_range = self.video.codec_context.color_range
@@ -545,6 +562,24 @@ class VideoSink:
             buf = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // size)
             buf[:, : plane.width] = data
         return frame
+
+    def _mark_fields(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """frame flagged interlaced with the input's field order, through FFmpeg's setfield
+        filter (PyAV cannot set a frame's flags). Encoders that code the field order in their
+        own bitstream read it there: FFV1's picture structure (issue 23: FFV1 came out
+        progressive), ProRes's interlace mode; x264 takes it from its options as well."""
+        if self._fields is None:
+            graph = av.filter.Graph()
+            src = graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format.name, time_base=self.info.time_base
+            )
+            mode = graph.add("setfield", "bff" if self.info.field_order in (3, 5) else "tff")
+            src.link_to(mode)
+            mode.link_to(graph.add("buffersink"))
+            graph.configure()
+            self._fields = graph
+        self._fields.push(frame)
+        return self._fields.pull()
 
     def _output_pts(self, pts: int) -> int:
         """pts (input time base) in the output stream's: the same number unless the container
