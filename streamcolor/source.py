@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 
 from streamcolor.errors import InputError, InputNotYetThere
 
@@ -415,6 +416,7 @@ class VideoSource:
         self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
         # Set by whoever plans a deep output (api.colorize_video): frames then carry y_deep too.
         self.keep_depth = False
+        self.packed = False  # MPEG-4 packed B-frames found (and unpacked) in the video stream
 
     def __enter__(self) -> VideoSource:
         return self
@@ -434,6 +436,14 @@ class VideoSource:
         still produces everything before the damage.
         """
         index = 0
+        # DivX/Xvid "packed bitstream" (issue 23): a P-frame's packet also holds the next
+        # B-frame, and a placeholder (N-VOP) packet follows; decoded as they are, the frames'
+        # times come out one slot late (80 ms gaps at 25 fps). FFmpeg's own bitstream filter
+        # moves each B-frame back into its slot, as `ffmpeg -bsf:v mpeg4_unpack_bframes`; it
+        # passes an unpacked stream through untouched, whatever the container (AVI, Matroska).
+        unpack = None
+        if self.stream.codec_context.name == "mpeg4" and self.decoder is None:
+            unpack = BitStreamFilterContext("mpeg4_unpack_bframes", in_stream=self.stream)
         wanted = [self.stream, *self.info.other_streams]
         demux = self.container.demux(wanted)
         while True:
@@ -458,14 +468,36 @@ class VideoSource:
                     # packet is the one to skip: it has no data).
                     yield self._moved(packet)
                 continue
-            try:
-                frames = self.decoder.decode(packet) if self.decoder is not None else packet.decode()
-            except av.FFmpegError:
-                self.decode_errors += 1
-                continue
-            for frame in frames:
+            for frame in self._decode_video(packet, unpack):
                 yield self.gray(frame, index)
                 index += 1
+
+    def _decode_video(self, packet: av.Packet, unpack: BitStreamFilterContext | None) -> list[av.VideoFrame]:
+        """The frames a video packet completes (the demuxer's last, empty packet flushes).
+        unpack: MPEG-4's packed B-frames filter, or None."""
+        packets: list[av.Packet | None] = [packet]
+        frames = []
+        try:
+            if unpack is not None:
+                flush, size = not packet.size, packet.size  # read first: the filter takes the packet's data
+                packets = unpack.filter(None if flush else packet)
+                if flush:
+                    packets.append(None)  # then flush the decoder
+                self.packed = self.packed or any(q.size != size for q in packets if q is not None)
+                if self.packed:
+                    # the container's pts were made for the packed packets (one a slot late); the
+                    # decode order's dts are right, so the frames' times come from them (FrameTimes)
+                    for q in packets:
+                        if q is not None:
+                            q.pts = None
+            for p in packets:
+                if self.decoder is not None:
+                    frames.extend(self.decoder.decode(p))
+                else:
+                    frames.extend(self.stream.codec_context.decode(p))
+        except av.FFmpegError:
+            self.decode_errors += 1
+        return frames
 
     def _moved(self, packet: av.Packet) -> av.Packet:
         """packet with its times moved by the common start (see __init__)."""
