@@ -23,8 +23,9 @@ import numpy as np
 from streamcolor.api import ColorizeConfig, colorize_video, describe, make_colorizer
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.pipeline import Stage, StageTimes, timed
+from streamcolor.sequence import open_source
 from streamcolor.sink import EncodeOptions, VideoSink
-from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.source import GrayFrame
 
 
 def synthetic_clip(path: Path, width: int, height: int, frames: int, rate: int = 30) -> Path:
@@ -53,13 +54,13 @@ def synthetic_clip(path: Path, width: int, height: int, frames: int, rate: int =
     return path
 
 
-def transcode_only(src: Path, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
+def transcode_only(src: Path | str, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
     """Decode + encode with the pipeline's own source, sink and decode thread; no model:
     neutral chroma in place of the colour. -> (frames, seconds, per-stage times)."""
     keep_frame_buffers()  # same allocator settings as colorize_video
     start = time.perf_counter()
     times = StageTimes()
-    with VideoSource(src) as source:
+    with open_source(src) as source:  # a file, or an image sequence (benchmarks/sequence_speed.py)
         info = source.info
         neutral = None
         sink = VideoSink(out, info, encode, warn=lambda m: None)

@@ -153,6 +153,13 @@ def describe_gaps(files: FrameFiles, limit: int = 3) -> str | None:
     return f"{missing} frame(s) missing from {files.pattern}: {runs}{more} (each gap is kept as time)"
 
 
+def open_source(src: str | os.PathLike, fps: Fraction | None = None, **kwargs) -> VideoSource:
+    """A source for IN: SequenceSource for a frame pattern or a folder of numbered frames,
+    else VideoSource(src, **kwargs)."""
+    frames = find_frames(src)
+    return SequenceSource(frames, fps) if frames is not None else VideoSource(src, **kwargs)
+
+
 class SequenceSource(VideoSource):
     """Numbered frame files read as one video stream: frame N at (N - first) / fps.
 
