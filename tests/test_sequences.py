@@ -179,3 +179,32 @@ def test_cli_summary_names_the_rate(tmp_path):
     result = runner.invoke(app, ["video", str(tmp_path / "s%d.tif"), str(tmp_path / "o.mkv"), "--threads", "2"])
     assert result.exit_code == 0, result.output
     assert "colorized 3 frames" in result.output and "image sequence at 24 fps, the default" in result.output
+
+
+def test_batch_takes_a_folder_of_frames_as_one_film(tmp_path):
+    from streamcolor.batch import BatchConfig, run_batch
+
+    reels = tmp_path / "reels"
+    (reels / "scan_a").mkdir(parents=True)
+    (reels / "photos").mkdir()
+    make_video(reels / "clip.mp4", frames=3, audio=False)
+    for n in (1, 2, 3):
+        write_frame(reels / "scan_a" / f"a_{n:04d}.dpx", "dpx", "gbrp10le", scan_frame(n, 10))
+    for name in ("x.png", "y.jpg"):  # photos, not numbered: photos
+        import cv2
+
+        cv2.imwrite(str(reels / "photos" / name), scene(32, 48, 0)[..., ::-1])
+    out = tmp_path / "out"
+    cfg = BatchConfig(colorize=FFV1, container="mkv", workers=1)
+    summary = run_batch([str(reels)], out, cfg)
+    assert not summary.failed, summary.failed
+    assert sorted(str(Path(r.output).relative_to(out)) for r in summary.done) == [
+        "clip.mkv",
+        "photos/x.png",
+        "photos/y.jpg",
+        "scan_a.mkv",
+    ]
+    got = decoded(out / "scan_a.mkv")
+    assert len(got) == 3 and got[0].format.name == "yuv420p10le"  # every frame, depth kept
+    again = run_batch([str(tmp_path / "reels" / "scan_a" / "a_%04d.dpx")], tmp_path / "out2", cfg)
+    assert [Path(r.output).name for r in again.done] == ["scan_a.mkv"]
