@@ -208,3 +208,39 @@ def test_batch_takes_a_folder_of_frames_as_one_film(tmp_path):
     assert len(got) == 3 and got[0].format.name == "yuv420p10le"  # every frame, depth kept
     again = run_batch([str(tmp_path / "reels" / "scan_a" / "a_%04d.dpx")], tmp_path / "out2", cfg)
     assert [Path(r.output).name for r in again.done] == ["scan_a.mkv"]
+
+
+def with_dpx_header(data: bytes, rate: float, timecode_bcd: int) -> bytes:
+    """FFmpeg's DPX (a 1664-byte header: no film or TV header) grown to the standard 2048-byte
+    header with the film header's frame rate and the TV header's SMPTE timecode filled in."""
+    import struct
+
+    e = ">" if data[:4] == b"SDPX" else "<"
+    offset = struct.unpack(e + "I", data[4:8])[0]
+    header = bytearray(data[:offset]) + bytearray(2048 - offset)
+    body = data[offset:]
+    header[4:8] = struct.pack(e + "I", 2048)  # image data offset
+    header[16:20] = struct.pack(e + "I", 2048 + len(body))  # file size
+    header[808:812] = struct.pack(e + "I", 2048)  # the image element's data offset
+    header[1724:1728] = struct.pack(e + "f", rate)  # film header: frame rate
+    header[1920:1924] = struct.pack(e + "I", timecode_bcd)  # TV header: SMPTE timecode, BCD
+    header[1944:1948] = struct.pack(e + "f", rate)  # TV header: frame rate
+    return bytes(header) + body
+
+
+def test_dpx_header_rate_and_timecode_are_used(tmp_path, colorizer):
+    scans = tmp_path / "scan"
+    scans.mkdir()
+    for n in (1, 2, 3):
+        write_frame(scans / f"r{n:05d}.dpx", "dpx", "gbrp10le", scan_frame(n, 10))
+        path = scans / f"r{n:05d}.dpx"
+        path.write_bytes(with_dpx_header(path.read_bytes(), 25.0, 0x10000000 + n))  # 10:00:00:0n
+    out = tmp_path / "reel.mkv"
+    summary = colorize_video(scans, out, FFV1, colorizer=colorizer)
+    assert summary.rate == "25 fps, the DPX header's"
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert v.metadata.get("TIMECODE", v.metadata.get("timecode")) == "10:00:00:01"
+        assert [round(float(f.time) * 25) for f in c.decode(v)] == [0, 1, 2]
+    summary = colorize_video(scans, tmp_path / "r24.mkv", FFV1, colorizer=colorizer, fps=Fraction(24))
+    assert summary.rate == "24 fps"  # --fps wins over the header
