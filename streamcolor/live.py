@@ -362,7 +362,9 @@ class LiveCapture:
     def _first_open(self, cancelled: Callable[[], bool]) -> VideoSource:
         """The first open fails loudly (a wrong URL, a missing file is not an outage), except
         a network input with nothing there yet: its sender may start after us (issue 23), so
-        that is waited for with the reconnection's back-off, saying so once."""
+        that is waited for, saying so once. Each open listens for open_timeout seconds itself,
+        so the pause between them stays short (no back-off): a sender that starts during a
+        pause is missed for at most that long."""
         delay, said = 0.5, False
         while True:
             try:
@@ -382,7 +384,6 @@ class LiveCapture:
                 time.sleep(0.05)
             if cancelled():
                 raise KeyboardInterrupt
-            delay = min(2 * delay, self.cfg.max_backoff)
 
     def _open(self) -> VideoSource:
         timeout = (max(self.cfg.open_timeout, self.cfg.read_timeout), self.cfg.read_timeout) if self.spec.live else None

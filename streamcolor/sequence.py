@@ -28,9 +28,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.errors import InputError, OutputError, StreamcolorError
 from streamcolor.sink import check_writable, rescale_luma
-from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, _bit_depth
+from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, bit_depth_of
 
 # frame file extension -> FFmpeg codec (decoder and encoder)
 FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png"}
@@ -70,18 +70,18 @@ def is_pattern(path: str | os.PathLike) -> bool:
     return "://" not in str(path) and bool(_PATTERN.search(Path(path).name))
 
 
-def parse_pattern(path: str | os.PathLike) -> FrameFiles:
-    """'out/%04d.tif' -> FrameFiles (no numbers). One %d in the file name, not the folder."""
+def parse_pattern(path: str | os.PathLike, error: type[StreamcolorError] = OutputError) -> FrameFiles:
+    """'out/%04d.tif' -> FrameFiles (no numbers). One %d in the file name, not the folder.
+    error: what a pattern that is not one raises (InputError for IN, OutputError for OUT:
+    exit code 1, as an unknown container)."""
     p = Path(path)
     matches = list(_PATTERN.finditer(p.name))
     if len(matches) != 1 or "%" in _PATTERN.sub("", p.name):
-        raise ConfigError(f"a frame pattern has one %d or %0Nd in its file name (as FFmpeg's), got '{p.name}'")
+        raise error(f"a frame pattern has one %d or %0Nd in its file name (as FFmpeg's), got '{p.name}'")
     m = matches[0]
     suffix = p.name[m.end() :]
     if suffix.lower() not in FRAME_CODECS:
-        raise ConfigError(
-            f"unknown frame format for '{p.name}': use {', '.join(sorted(FRAME_CODECS))} (one file per frame)"
-        )
+        raise error(f"unknown frame format for '{p.name}': use {', '.join(sorted(FRAME_CODECS))} (one file per frame)")
     digits = int(m.group(2) or 0) if m.group(1) else 0
     return FrameFiles(p.parent if str(p.parent) else Path("."), p.name[: m.start()], digits, suffix)
 
@@ -101,7 +101,7 @@ def _listed(files: FrameFiles, start_number: int | None) -> FrameFiles:
 
 
 def frames_from_pattern(path: str | os.PathLike, start_number: int | None = None) -> FrameFiles:
-    files = parse_pattern(path)
+    files = parse_pattern(path, InputError)
     if not files.folder.is_dir():
         raise InputError(f"input not found: {path} (no folder {files.folder})")
     found = _listed(files, start_number)
@@ -192,7 +192,7 @@ class SequenceSource(VideoSource):
             duration_s=float(n / rate),
             stated_duration_s=None,
             pix_fmt=fmt.name,
-            bit_depth=_bit_depth(fmt),
+            bit_depth=bit_depth_of(fmt),
             color_range=int(first.color_range or 0),
             colorspace=int(first.colorspace or 2),
             color_primaries=int(first.color_primaries or 2),

@@ -222,7 +222,7 @@ def has_protocol(url: str) -> bool:
     return True
 
 
-def _bit_depth(fmt: av.VideoFormat) -> int:
+def bit_depth_of(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
 
@@ -392,7 +392,7 @@ class VideoSource:
             duration_s=duration,
             stated_duration_s=stated,
             pix_fmt=fmt.name,
-            bit_depth=_bit_depth(fmt),
+            bit_depth=bit_depth_of(fmt),
             color_range=int(cc.color_range or 0),
             colorspace=int(cc.colorspace or 2),
             color_primaries=int(cc.color_primaries or 2),

@@ -37,7 +37,7 @@ def test_waits_for_a_sender_that_starts_late_and_says_when_it_is_lost_at_the_end
     time.sleep(2.5)  # two opens have found nothing: we are waiting
     assert rx.is_alive() and len(warnings) == 1, warnings
     assert "nothing received in 1.0 s (is the sender running?); waiting for it" in warnings[0]
-    tx = start_sender(f"udp://127.0.0.1:{port}?pkt_size=1316", gray_scenes(30))
+    tx = start_sender(f"udp://127.0.0.1:{port}?pkt_size=1316", gray_scenes(75))  # 3 s: several opens long
     tx.join(10)
     deadline = time.monotonic() + 10
     while not any("input lost" in w for w in warnings) and time.monotonic() < deadline:

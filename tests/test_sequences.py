@@ -156,8 +156,8 @@ runner = CliRunner()
     "args, words, code",
     [
         (["video", "{tmp}/none_%04d.dpx", "{tmp}/o.mkv"], "input not found: no frames match", 1),
-        (["video", "{tmp}/%04d.dpx", "{tmp}/o_%d_%d.tif"], "one %d or %0Nd in its file name", 2),
-        (["video", "{tmp}/%04d.dpx", "{tmp}/o_%04d.jpg"], "unknown frame format for 'o_%04d.jpg'", 2),
+        (["video", "{tmp}/%04d.dpx", "{tmp}/o_%d_%d.tif"], "one %d or %0Nd in its file name", 1),
+        (["video", "{tmp}/%04d.dpx", "{tmp}/o_%04d.jpg"], "unknown frame format for 'o_%04d.jpg'", 1),
         (["video", "{tmp}/%04d.dpx", "{tmp}/o.mkv", "--fps", "0"], "--fps must be positive", 2),
         (["video", "{clip}", "{tmp}/o.mkv", "--fps", "24"], "--fps and --start-number are for image sequences", 2),
         (["video", "{tmp}/videos", "{tmp}/o.mp4"], "use: streamcolor batch", 1),
