@@ -153,6 +153,17 @@ ReferenceOpt = Annotated[
 ]
 
 
+def _writes_sequence(src: str, out: str) -> bool:
+    """Whether `video` writes an image sequence: OUT a frame pattern, or a folder for a
+    sequence input (api.colorize_video decides the same with sequence.sequence_target)."""
+    from streamcolor.sequence import is_pattern
+
+    if is_pattern(out):
+        return True
+    into_folder = out.endswith(("/", os.sep)) or Path(out).is_dir()
+    return into_folder and "://" not in src and (is_pattern(src) or Path(src).is_dir())
+
+
 def _frame_rate(text: str | None) -> Fraction | None:
     """'24', '23.976', '24000/1001' -> a positive Fraction (None: not given)."""
     if text is None:
@@ -265,6 +276,16 @@ def video(
         bar.close()
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
+    except (Interrupted, KeyboardInterrupt) as e:
+        if not _writes_sequence(src, out):
+            raise  # run(): "interrupted; unfinished output deleted"
+        bar.close()
+        term = getattr(e, "signum", None) == signal.SIGTERM
+        _err(
+            f"{'terminated' if term else 'interrupted'}; the finished frames are kept and the one under way "
+            "deleted: rerun the same command to continue"
+        )
+        raise typer.Exit(128 + (signal.SIGTERM if term else signal.SIGINT)) from None
     finally:  # Ctrl-C, SIGTERM, OS errors: the next line must not start after the bar's "ETA 0:03"
         bar.close()
     if not quiet:

@@ -244,3 +244,33 @@ def test_dpx_header_rate_and_timecode_are_used(tmp_path, colorizer):
         assert [round(float(f.time) * 25) for f in c.decode(v)] == [0, 1, 2]
     summary = colorize_video(scans, tmp_path / "r24.mkv", FFV1, colorizer=colorizer, fps=Fraction(24))
     assert summary.rate == "24 fps"  # --fps wins over the header
+
+
+def test_ctrl_c_keeps_the_finished_frames_and_the_same_command_continues(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_video(tmp_path / "clip.mp4", width=320, height=192, frames=60, audio=False)
+    frames = tmp_path / "frames"
+    cmd = [sys.executable, "-m", "streamcolor", "video", str(src), str(frames / "%04d.png"), "--threads", "2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (frames / "0003.png").exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "streamcolor: interrupted; the finished frames are kept and the one under way deleted: "
+        "rerun the same command to continue"
+    )
+    kept = sorted(f.name for f in frames.glob("*.png"))
+    assert 3 <= len(kept) < 60 and not list(frames.glob("*.partial.*"))
+    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"continued from frame {len(kept) + 1}" in done.stderr
+    assert sorted(f.name for f in frames.iterdir()) == [f"{n:04d}.png" for n in range(1, 61)]
