@@ -28,12 +28,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamcolor import color
 from streamcolor.errors import InputError, OutputError, StreamcolorError
 from streamcolor.sink import check_writable, rescale_luma
 from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, bit_depth_of
 
-# frame file extension -> FFmpeg codec (decoder and encoder)
-FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png"}
+# frame file extension -> FFmpeg codec (decoder and encoder; EXR is read, not written)
+FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".exr": "exr"}
 _PATTERN = re.compile(r"%(0?)(\d*)d")
 DEFAULT_FPS = Fraction(24)
 # where a sequence's frame rate came from -> what the summary line adds to it
@@ -160,6 +161,22 @@ def open_source(src: str | os.PathLike, fps: Fraction | None = None, **kwargs) -
     return SequenceSource(frames, fps) if frames is not None else VideoSource(src, **kwargs)
 
 
+_FLOAT_FORMATS = {"gbrpf32le", "gbrapf32le", "grayf32le", "gbrpf16le", "grayf16le"}
+
+
+def display_gray(frame: av.VideoFrame) -> av.VideoFrame:
+    """A float frame of linear light (OpenEXR: scene-linear, values above 1 allowed) -> a
+    gray16le frame of its luminance, sRGB-encoded and clipped to [0, 1]: the network and L*
+    take display-referred gray, and swscale would carry linear values over as if encoded (a
+    mid-gray 0.18 shown at code 0.18 instead of 0.46)."""
+    rgb = frame.to_ndarray().astype(np.float32)
+    linear = rgb @ color.RGB_TO_XYZ[1] if rgb.ndim == 3 else rgb  # relative luminance Y
+    gray = color.linear_to_srgb(np.clip(linear, 0.0, 1.0))
+    out = av.VideoFrame.from_ndarray(np.rint(gray * 65535.0).astype(np.uint16), format="gray16le")
+    out.color_range = 2
+    return out
+
+
 class SequenceSource(VideoSource):
     """Numbered frame files read as one video stream: frame N at (N - first) / fps.
 
@@ -196,7 +213,7 @@ class SequenceSource(VideoSource):
             color_range=int(first.color_range or 0),
             colorspace=int(first.colorspace or 2),
             color_primaries=int(first.color_primaries or 2),
-            color_trc=int(first.color_trc or 2),
+            color_trc=13 if files.codec == "exr" else int(first.color_trc or 2),  # EXR: sRGB-encoded here
             codec=files.codec,
             video_metadata={"timecode": timecode} if timecode else {},
         )
@@ -216,7 +233,9 @@ class SequenceSource(VideoSource):
             frames = self.decoder.decode(av.Packet(data))
         except (OSError, av.FFmpegError):
             return None
-        return frames[0] if frames else None
+        if not frames:
+            return None
+        return display_gray(frames[0]) if frames[0].format.name in _FLOAT_FORMATS else frames[0]
 
     def items(self, reencode_audio: frozenset[int] = frozenset()) -> Iterator[object]:
         """GrayFrames in number order; a file that cannot be read is skipped and counted in
@@ -269,6 +288,8 @@ class SequencePlan:
 
 def plan_sequence(target: FrameFiles, info: StreamInfo) -> SequencePlan:
     codec = target.codec
+    if codec not in _RGB_FORMATS:
+        raise OutputError(f"{target.suffix} frames are read, not written: write .tif, .dpx or .png frames")
     eight, deep = _RGB_FORMATS[codec]
     if info.deep:
         bits = info.bit_depth if info.bit_depth in deep else max(deep)
@@ -280,7 +301,10 @@ def sequence_target(out: str | Path, frames: FrameFiles | None, src: str | Path)
     """The sequence OUT names, or None when OUT is a video file: a pattern, or (for a
     sequence input) a folder, which gets the input's frame names."""
     if is_pattern(out):
-        return parse_pattern(out)
+        target = parse_pattern(out)
+        if target.codec not in _RGB_FORMATS:
+            raise OutputError(f"{target.suffix} frames are read, not written: write .tif, .dpx or .png frames")
+        return target
     into_folder = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
     if frames is not None and into_folder:
         folder = Path(out)

@@ -274,3 +274,30 @@ def test_ctrl_c_keeps_the_finished_frames_and_the_same_command_continues(tmp_pat
     assert done.returncode == 0, done.stderr
     assert f"continued from frame {len(kept) + 1}" in done.stderr
     assert sorted(f.name for f in frames.iterdir()) == [f"{n:04d}.png" for n in range(1, 61)]
+
+
+def test_exr_linear_light_is_encoded_before_colorizing(tmp_path, colorizer):
+    """OpenEXR scans hold linear light as float: read as their luminance, sRGB-encoded at
+    16 bits (a mid-gray 0.18 becomes 0.46, as a display shows it), then colorized."""
+    rgb = scene(H, W, 0).astype(np.float32) / 255.0
+    linear = color.srgb_to_linear(rgb)
+    linear[: H // 2] = np.linspace(0.0, 1.5, W, dtype=np.float32)[None, :, None]  # above 1: clipped
+    for n in (1, 2):
+        enc = av.CodecContext.create("exr", "w")
+        enc.width, enc.height, enc.pix_fmt = W, H, "gbrpf32le"
+        enc.time_base = Fraction(1, 24)
+        enc.open()
+        frame = av.VideoFrame(W, H, "gbrpf32le")
+        for plane, channel in zip(frame.planes, (1, 2, 0)):  # planes G, B, R
+            np.frombuffer(plane, np.float32).reshape(H, plane.line_size // 4)[:, :W] = linear[..., channel]
+        (tmp_path / f"s{n:03d}.exr").write_bytes(b"".join(bytes(p) for p in enc.encode(frame)))
+    out = tmp_path / "o.mkv"
+    colorize_video(str(tmp_path / "s%03d.exr"), out, FFV1, colorizer=colorizer)
+    got = decoded(out)
+    assert len(got) == 2 and got[0].format.name == "yuv420p16le"
+    y = luma_of(got[0])
+    want = color.linear_to_srgb(np.clip(linear @ color.RGB_TO_XYZ[1], 0, 1)) * 65535
+    assert np.abs(y.astype(np.float64) - want).max() <= 2  # the luminance, encoded: untouched after that
+    assert colour_of(got[0]) > 3.0
+    with pytest.raises(OutputError, match="frames are read, not written"):
+        colorize_video(out, str(tmp_path / "x_%03d.exr"), FFV1, colorizer=colorizer)
