@@ -204,7 +204,7 @@ class SequenceSource(VideoSource):
             height=first.height,
             time_base=1 / rate,
             average_rate=rate,
-            frames_estimate=len(files.numbers),
+            frames_estimate=sum(start_at is None or n >= start_at for n in files.numbers),  # what is left to do
             frames_estimate_reliable=True,
             duration_s=float(n / rate),
             stated_duration_s=None,
