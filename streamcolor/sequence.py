@@ -304,6 +304,9 @@ def sequence_target(out: str | Path, frames: FrameFiles | None, src: str | Path)
         target = parse_pattern(out)
         if target.codec not in _RGB_FORMATS:
             raise OutputError(f"{target.suffix} frames are read, not written: write .tif, .dpx or .png frames")
+        same_names = frames is not None and (target.prefix, target.suffix) == (frames.prefix, frames.suffix)
+        if same_names and target.folder.resolve() == frames.folder.resolve():
+            raise OutputError(f"output frames are the input frames: {out}")
         return target
     into_folder = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
     if frames is not None and into_folder:

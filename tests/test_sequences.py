@@ -161,6 +161,8 @@ runner = CliRunner()
         (["video", "{tmp}/%04d.dpx", "{tmp}/o.mkv", "--fps", "0"], "--fps must be positive", 2),
         (["video", "{clip}", "{tmp}/o.mkv", "--fps", "24"], "--fps and --start-number are for image sequences", 2),
         (["video", "{tmp}/videos", "{tmp}/o.mp4"], "use: streamcolor batch", 1),
+        (["video", "{tmp}/%04d.dpx", "{tmp}/%04d.dpx", "-y"], "output frames are the input frames", 1),
+        (["video", "{tmp}/%04d.dpx", "{tmp}/o_%04d.exr"], ".exr frames are read, not written", 1),
     ],
 )
 def test_sequence_refusals_are_one_line(args, words, code, tmp_path, vfr_clip):
