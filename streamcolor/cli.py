@@ -224,7 +224,11 @@ def video(
         bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
     ] = False,
     codec: Annotated[
-        Codec, typer.Option(help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif).")
+        Codec,
+        typer.Option(
+            help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif), "
+            "at a 10/12/16-bit input's depth where it holds it."
+        ),
     ] = Codec.auto,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
