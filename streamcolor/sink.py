@@ -219,12 +219,13 @@ _DEEP_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 
 
-def deep_format(codec: str, encoder: str, depth: int, odd: bool) -> tuple[str, int] | None:
+def deep_format(codec: str, encoder: str, depth: int, odd: bool, full_chroma: bool = False) -> tuple[str, int] | None:
     """(pixel format, bits) a deep input is written at with this codec: its own depth where
     the encoder takes it, else the most below it (16-bit into 10-bit ProRes), else the least
-    above; 4:4:4 for x264/x265 at odd sizes. None: the codec holds 8 bits only here."""
+    above; 4:4:4 for x264/x265 at odd sizes, and ProRes 4444 for an input with full-resolution
+    colour (full_chroma: 4:4:4 or RGB). None: the codec holds 8 bits only here."""
     family, depths = _DEEP_FORMATS.get(codec, ("", ()))
-    if odd and codec in ("h264", "hevc"):
+    if (odd and codec in ("h264", "hevc")) or (full_chroma and codec == "prores"):
         family = "yuv444p{}le"
     if encoder not in av.codecs_available:
         return None
@@ -287,7 +288,8 @@ def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: boo
     depth, note = 8, None
     if info.deep and not live:
         odd = bool(info.width % 2 or info.height % 2)
-        deep = deep_format(codec, encoder, info.bit_depth, odd)
+        full_chroma = info.pix_fmt.startswith(("yuv444", "gbr", "rgb", "bgr"))
+        deep = deep_format(codec, encoder, info.bit_depth, odd, full_chroma)
         if deep is None:
             note = (
                 f"{codec} output holds 8 bits here: the {info.bit_depth}-bit input is written at 8 bits "
@@ -405,7 +407,7 @@ class VideoSink:
                 raise OutputError(no_protocol_line(scheme)) from None
             raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
         odd = info.width % 2 or info.height % 2
-        if pix_fmt.startswith("yuv444p") and CODECS[plan.codec][1] != "yuv444p":
+        if odd and pix_fmt.startswith("yuv444p") and CODECS[plan.codec][1] != "yuv444p":
             self.warn(f"odd frame size {info.width}x{info.height}: encoding {plan.codec} 4:4:4 to keep it exact")
         if not hasattr(self, "_plan"):
             self.plan_streams()
@@ -428,6 +430,8 @@ class VideoSink:
         cc.color_primaries = info.color_primaries
         cc.color_trc = info.color_trc
         options = encoder_options(opts, encoder)
+        if encoder == "prores_ks" and pix_fmt.startswith("yuv444"):
+            options["profile"] = "4"  # ProRes 4444 (prores_ks profiles: 3 is 422 HQ)
         if plan.depth > 8 and opts.crf == 0 and encoder in ("libx264", "libx265"):
             # --crf 0 is lossless only at 8 bits: above, x264's and x265's quantiser scale
             # shifts and crf 0 still quantises (x264 --fullhelp: lossless is qp 0)

@@ -143,3 +143,19 @@ def test_eight_bit_input_stays_eight_bit(tmp_path, vfr_clip, colorizer):
 def test_rescale_luma(bits_in, bits_out, full, codes, expected):
     got = rescale_luma(np.array([codes], np.uint16), bits_in, bits_out, full)
     assert got.dtype == np.uint16 and got.tolist() == [expected]
+
+
+def test_full_chroma_input_into_prores_is_4444(tmp_path, colorizer):
+    src, ideal8 = ramp_clip(tmp_path / "scan.mkv", "ffv1", "yuv444p12le", 12)
+    out = tmp_path / "master.mov"
+    warnings = []
+    cfg = ColorizeConfig(threads=2, encode=EncodeOptions(codec="prores"))
+    colorize_video(src, out, cfg, colorizer=colorizer, warn=warnings.append)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.profile == "4444"
+    frame = decoded(out)[0]
+    assert frame.format.name == "yuv444p12le"  # FFmpeg's decoder gives ProRes 4444 at 12 bits
+    assert warnings == [
+        "prores holds 10 of the input's 12 bits: luma rounded to 10 bits (.mkv with --codec ffv1 keeps them all)"
+    ]
+    assert ramp_quality(luma_of(frame), ideal8, 12)[0] > 300 and colour_of(frame) > 3.0
