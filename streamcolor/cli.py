@@ -596,9 +596,11 @@ def _live(
             summary = run_live(
                 spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started, overwrite=overwrite
             )
-    except KeyboardInterrupt:  # Ctrl-C while waiting for an input that never came (run_live's wait)
-        _err(f"interrupted while waiting for {spec.url}; nothing was written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM while waiting for an input that never came
+        signum = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        _err(f"{what} while waiting for {spec.url}; nothing was written")
+        raise typer.Exit(128 + signum) from None
     except StreamcolorError as e:
         _err(str(e))
         if save_hints is not None and controls is not None and controls.hints.given:

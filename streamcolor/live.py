@@ -603,7 +603,7 @@ def _run_live(
     except KeyboardInterrupt:
         if stop.is_set() and not ctrl_c.is_set():  # stopped by the caller while waiting: nothing came
             raise InputError(f"no input from {spec.url}: stopped while waiting for it") from None
-        raise
+        raise KeyboardInterrupt(getattr(ctrl_c, "signum", signal.SIGINT)) from None  # which signal, for the exit code
     info = capture.info
     # live outputs and recordings are 8-bit: the latency path has no deep luma (sink.deep_format)
     if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops

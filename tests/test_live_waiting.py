@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from test_live import gray_scenes, start_sender
 
 from benchmarks.live_latency import free_udp_port
@@ -69,7 +70,8 @@ def test_stopped_while_waiting_is_one_line(colorizer):
     assert not Path("never.mp4").exists()
 
 
-def test_ctrl_c_while_waiting_exits_130_in_one_line(tmp_path):
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_while_waiting_exits_130_or_143_in_one_line(sig, code, word, tmp_path):
     rec = tmp_path / "rec.mp4"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [sys.executable, "-m", "streamcolor", "stream", f"udp://127.0.0.1:{free_udp_port()}", "--record", str(rec)]
@@ -79,10 +81,10 @@ def test_ctrl_c_while_waiting_exits_130_in_one_line(tmp_path):
         head.append(line)
         if "waiting for it" in line:
             break
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     err = "".join(head) + p.communicate(timeout=30)[1]
-    assert p.returncode == 130, err
+    assert p.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
-        "streamcolor: interrupted while waiting for udp://"
+        f"streamcolor: {word} while waiting for udp://"
     )
     assert not rec.exists()
