@@ -6,9 +6,13 @@ import contextlib
 import dataclasses
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from fractions import Fraction
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -22,8 +26,18 @@ from streamcolor.hints import HintFile
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
+from streamcolor.sequence import (
+    FRAME_CODECS,
+    SEQUENCE_RATE_FROM,
+    SequenceSink,
+    SequenceSource,
+    describe_gaps,
+    find_frames,
+    resume_from,
+    sequence_target,
+)
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
-from streamcolor.source import VideoSource
+from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 
 
@@ -77,8 +91,10 @@ class VideoSummary:
     decode_errors: int
     times: StageTimes
     backend: str
-    out: Path | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder)
+    out: Path | str | None = None  # the file written (OUT, or OUT/IN's name when OUT is a folder), or a pattern
     hints: str | None = None  # what the hints did, one line (HintStats.line)
+    rate: str | None = None  # an image sequence's frame rate and where it came from ('24 fps, the default')
+    resumed: int | None = None  # a sequence output continued from this frame number
 
     @property
     def fps(self) -> float:
@@ -114,32 +130,70 @@ def colorize_video(
     colorizer: Colorizer | None = None,
     overwrite: bool = False,
     stream: int | None = None,
+    fps: Fraction | None = None,
+    start_number: int | None = None,
 ) -> VideoSummary:
     """Colorize one video file (or URL) into OUT, keeping timestamps, audio and metadata.
+    IN and OUT may also be image sequences (streamcolor/sequence.py): a printf pattern
+    ('scan/%06d.dpx') or a folder of numbered frames.
 
     overwrite: replace an existing OUT (refused otherwise). stream: the input stream index
-    to colorize (default: the best video stream, as FFmpeg chooses it)."""
+    to colorize (default: the best video stream, as FFmpeg chooses it). fps: a sequence's
+    frame rate (default: a DPX header's, else 24). start_number: a sequence's first number."""
     cfg = cfg or ColorizeConfig()
-    out = Path(out)
     is_url = "://" in str(src)
-    if out.is_dir():  # cp's rule: into an existing folder, under the input's name
-        if is_url:
-            raise OutputError(f"output is a folder: {out} (a URL input needs an output file name)")
-        out = out / Path(src).name
-    check_output_path(out, [] if is_url else [Path(src)], overwrite)
+    frames = find_frames(src, start_number)
+    if frames is None and Path(src).is_dir() and not is_url:
+        raise InputError(
+            f"input is a folder with no numbered frames ({', '.join(sorted(FRAME_CODECS))}): {src}; "
+            f"to colorize the videos in it, use: streamcolor batch {src} OUTDIR"
+        )
+    if frames is None and (fps is not None or start_number is not None):
+        raise ConfigError("--fps and --start-number are for image sequences (a pattern such as scan/%06d.dpx)")
+    target = sequence_target(out, frames, src)
+    resume = None
+    if target is None:
+        out = Path(out)
+        if out.is_dir():  # cp's rule: into an existing folder, under the input's name
+            if is_url or frames is not None:
+                raise OutputError(f"output is a folder: {out} (give an output file name)")
+            out = out / Path(src).name
+        check_output_path(out, [] if is_url or frames is not None else [Path(src)], overwrite)
     colorizer = colorizer or make_colorizer(cfg)
     keep_frame_buffers()
     start = time.perf_counter()
     times = StageTimes()
     gpu = hasattr(colorizer.engine, "run_tensor")  # a GPU engine: NVDEC/NVENC where the GPU has them
-    with VideoSource(src, hw_decode=gpu, stream=stream) as source:
+    marker = {"input": str(Path(src).resolve()) if not is_url else str(src), "settings": repr(cfg)}
+    if target is not None:
+        resume = resume_from(target, frames.numbers if frames else None, marker, overwrite)
+    if frames is not None:
+        source_cm = SequenceSource(frames, fps, start_at=resume)
+    else:
+        source_cm = VideoSource(src, hw_decode=gpu, stream=stream)
+    with source_cm as source:
         info = source.info
         encode = dataclasses.replace(cfg.encode, hw_encode=gpu) if gpu else cfg.encode
-        sink = VideoSink(out, info, encode, warn=warn)
+        if target is not None:
+            first = frames.numbers[0] if frames else 1
+            # a sequence's frames keep their numbers; a video's are numbered from 1 (FFmpeg's)
+            number_of = (lambda f: first + f.pts) if frames else (lambda f: first + f.index)
+            sink = SequenceSink(target, info, number_of, marker, warn=warn)
+            out = target.pattern
+        else:
+            sink = VideoSink(out, info, encode, warn=warn)
         reencode = sink.plan_streams()
+        source.keep_depth = sink.plan.depth > 8  # frames carry their deep luma for the sink
+        if frames is not None:
+            gaps = describe_gaps(frames)
+            if gaps:
+                warn(gaps)
+        skip_before = resume if resume is not None and frames is None else None
 
         def decode(_):
             items = timed(source.items(reencode), times, "decode")
+            if skip_before is not None:  # a video into a resumed sequence: its written frames skipped
+                items = (i for i in items if not isinstance(i, GrayFrame) or number_of(i) >= skip_before)
             return deflicker_items(items) if cfg.deflicker else items
 
         tracker = None
@@ -151,7 +205,12 @@ def colorize_video(
                 from streamcolor.hints_video import backward_positions
 
                 rate = float(info.average_rate or 25)
-                with VideoSource(src, stream=stream, carry_streams=False) as again:
+                again_cm = (
+                    SequenceSource(frames, fps, start_at=resume)
+                    if frames is not None
+                    else VideoSource(src, stream=stream, carry_streams=False)
+                )
+                with again_cm as again:
                     tracker.carry_back(
                         backward_positions(
                             (f for f in again.items() if hasattr(f, "y8")),
@@ -165,7 +224,16 @@ def colorize_video(
         colored = Stage(
             "colorize",
             lambda up: colorize_items(
-                up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval, tracker=tracker
+                up,
+                colorizer,
+                info,
+                cfg.batch,
+                times,
+                cfg.temporal,
+                cfg.keyframe_interval,
+                tracker=tracker,
+                chroma_shape=sink.plan.chroma_shape(info.width, info.height),
+                depth=sink.plan.depth,
             ),
             decoded,
             maxsize=16,
@@ -183,7 +251,9 @@ def colorize_video(
         finally:
             colored.close()
             decoded.close()
-        if source.decode_errors:
+        if source.decode_errors and frames is not None:
+            warn(f"skipped {source.decode_errors} frame file(s) that could not be read (their time kept as a gap)")
+        elif source.decode_errors:
             warn(f"skipped {source.decode_errors} damaged packet(s) that could not be decoded")
         short = early_end(source.times.span * info.time_base, info.stated_duration_s, info.average_rate)
         if short:
@@ -199,7 +269,12 @@ def colorize_video(
                 f"(e.g. the hint at line {first.line}, at {when})"
             )
         hints_line = tracker.stats.line(tracker.total_hints, len(tracker.pending), len(tracker.references))
-    return VideoSummary(sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line)
+    rate = None
+    if frames is not None:
+        rate = f"{float(info.average_rate):g} fps{SEQUENCE_RATE_FROM[source.rate_from]}"
+    return VideoSummary(
+        sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line, rate, resume
+    )
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:
@@ -213,7 +288,22 @@ def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> s
     return f"{float(decoded_s):.1f} s of the {stated_s:.1f} s the container states"
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Photo file extensions (compared lower-cased) -> the OpenCV encoder that writes them: a
+# folder's photos are found by these, and each output keeps its input's name (a .jfif is a
+# JPEG file under another name, so it is written by the JPEG encoder under its own name).
+_ENCODE_AS = {
+    ".png": ".png",
+    ".jpg": ".jpg",
+    ".jpeg": ".jpg",
+    ".jpe": ".jpg",
+    ".jfif": ".jpg",
+    ".bmp": ".bmp",
+    ".tif": ".tif",
+    ".tiff": ".tif",
+    ".webp": ".webp",
+    ".gif": ".gif",
+}
+IMAGE_SUFFIXES = {ext for ext, enc in _ENCODE_AS.items() if cv2.haveImageWriter(f"x{enc}")}
 
 
 # What each output format holds (OpenCV's encoders): 16-bit samples, an alpha channel,
@@ -254,11 +344,19 @@ def colorize_photo(
 
 
 def colorize_image_file(
-    src: Path, out: Path, colorizer: Colorizer, warn: Callable[[str], None] = print, hints: HintFile | None = None
+    src: Path,
+    out: Path,
+    colorizer: Colorizer,
+    warn: Callable[[str], None] = print,
+    hints: HintFile | None = None,
+    icc_dropped: list[Path] | None = None,
+    data: bytes | None = None,
 ) -> None:
     """src -> out in colour, keeping alpha, 16 bits and EXIF/XMP where out's format holds
-    them; one warning per thing dropped."""
-    data = np.fromfile(src, np.uint8)
+    them; one warning per thing dropped. icc_dropped: where a folder run collects the photos
+    whose ICC profile was left out, to say it once (None: said here). data: the file's bytes
+    when they were not read from src (a photo fetched from a URL; src is then its name)."""
+    data = np.fromfile(src, np.uint8) if data is None else np.frombuffer(data, np.uint8)
     img, types, chunks = None, (), []
     if data.size and _WITH_METADATA:
         img, types, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
@@ -268,23 +366,26 @@ def colorize_image_file(
         raise InputError(f"cannot read {src}: not an image")
     if img.dtype not in (np.uint8, np.uint16) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
         raise InputError(f"cannot colorize {src}: {img.dtype} samples with {img.shape[2:] or 1} channel(s)")
-    ext = out.suffix.lower()
-    if ext not in IMAGE_SUFFIXES:
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    ext = _ENCODE_AS[out.suffix.lower()]
     result = colorize_photo(img, colorizer, hints, warn)
     if result.dtype == np.uint16 and ext not in _DEEP:
-        warn(f"{src.name}: 16-bit photo written as 8-bit ({ext} holds 8 bits; .png and .tiff hold 16)")
+        warn(f"{src.name}: 16-bit photo written as 8-bit ({out.suffix.lower()} holds 8 bits; .png and .tiff hold 16)")
         result = (result.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     if result.shape[2] == 4 and ext not in _ALPHA:
-        warn(f"{src.name}: transparency dropped ({ext} has no alpha channel; .png keeps it)")
+        warn(f"{src.name}: transparency dropped ({out.suffix.lower()} has no alpha channel; .png keeps it)")
         result = np.ascontiguousarray(result[..., :3])
     kinds = {int(t): c for t, c in zip(np.ravel(types), chunks)}
     if cv2.IMAGE_METADATA_ICCP in kinds:
         # the colorized pixels are sRGB: the input's profile (often a gray one) would misdescribe them
-        warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        if icc_dropped is None:
+            warn(f"{src.name}: ICC profile not copied (the colorized output is sRGB)")
+        else:
+            icc_dropped.append(src)
         del kinds[cv2.IMAGE_METADATA_ICCP]
     if kinds and ext not in _METADATA:
-        warn(f"{src.name}: EXIF/XMP metadata not copied ({ext} output; .png, .jpg and .webp keep it)")
+        warn(f"{src.name}: EXIF/XMP metadata not copied ({out.suffix.lower()} output; .png, .jpg and .webp keep it)")
         kinds = {}
     if kinds:
         ok, buf = cv2.imencodeWithMetadata(ext, result, list(kinds), list(kinds.values()))
@@ -346,6 +447,34 @@ def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[
     return pairs, create
 
 
+def colorize_image_url(
+    url: str, out: str | Path, cfg: ColorizeConfig, warn: Callable[[str], None] = print, overwrite: bool = False
+) -> Path:
+    """A photo at an http(s):// (or ftp://, file://) URL -> OUT, a file or a folder (the URL's
+    file name inside it). Fetched whole with the standard library, 30 s at most."""
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", os.sep)):
+        if not name:
+            raise OutputError(f"{url} names no file: give an output file name")
+        out = out / name
+    check_output_path(out, [], overwrite)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"unknown image format for '{out.name}': use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+    except ValueError as e:  # an unknown URL form
+        raise InputError(f"cannot read {url}: {e}") from None
+    except urllib.error.HTTPError as e:
+        raise InputError(f"cannot read {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        raise InputError(f"cannot read {url}: {reason}") from None
+    colorize_image_file(Path(name or "photo"), out, make_colorizer(cfg), warn, cfg.hints, data=data)
+    return out
+
+
 def colorize_images(
     src: str | Path,
     out: str | Path,
@@ -357,6 +486,8 @@ def colorize_images(
     (created), same file names. Every output is checked before the first is written; a write
     failure stops the run with what was written complete and nothing half-written."""
     cfg = cfg or ColorizeConfig()
+    if "://" in str(src):  # never through Path: it folds 'http://' into 'http:/'
+        return [colorize_image_url(str(src), out, cfg, warn, overwrite)]
     pairs, create = image_targets(Path(src), out, overwrite)
     colorizer = make_colorizer(cfg)
     folder = Path(out)
@@ -366,10 +497,11 @@ def colorize_images(
         except OSError as e:
             raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
     written = []
+    icc_dropped: list[Path] = []
     try:
         for f, target in pairs:
             try:
-                colorize_image_file(f, target, colorizer, warn, cfg.hints)
+                colorize_image_file(f, target, colorizer, warn, cfg.hints, icc_dropped)
                 written.append(target)
             except InputError as e:
                 if len(pairs) == 1:
@@ -379,4 +511,11 @@ def colorize_images(
         if create and not written:  # a folder we made and left empty is not an output
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if icc_dropped:  # once per run, not once per photo (issue 23: 7 lines for 20 photos)
+            which = (
+                f"{icc_dropped[0].name}: ICC profile"
+                if len(icc_dropped) == 1
+                else f"{len(icc_dropped)} photos: ICC profiles"
+            )
+            warn(f"{which} not copied (the colorized output is sRGB)")
     return written

@@ -17,6 +17,7 @@ failure is recorded and the batch goes on. The driver alone appends to the recor
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import dataclasses
 import datetime
@@ -45,6 +46,7 @@ from streamcolor.api import (
     make_colorizer,
 )
 from streamcolor.errors import ConfigError, InputError, OutputError, StreamcolorError
+from streamcolor.sequence import FRAME_CODECS, find_frames, frames_from_pattern, frames_in_folder, is_pattern
 from streamcolor.shots import Piece, ShotPlan, chunk_folder, colorize_piece, join_pieces, piece_path, plan_shots
 from streamcolor.sink import partial_path
 
@@ -241,6 +243,22 @@ def _safe_relative(text: str) -> Path | None:
     return p if not p.is_absolute() and ".." not in p.parts else None
 
 
+def _is_sequence(folder: Path) -> bool:
+    """Whether folder holds an image sequence and nothing else of ours to colorize: every
+    DPX/TIFF/PNG file in it numbered alike (at least two), and no video (sequence.py)."""
+    frames = frames_in_folder(folder)
+    if frames is None or len(frames.numbers) < 2:
+        return False
+    others = [
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (p.suffix.lower() in FRAME_CODECS or _wanted(p, "auto", False))
+    ]
+    return len(others) == len(frames.numbers)
+
+
 def discover(inputs: Iterable[str], outdir: Path, kind: str = "auto") -> list[tuple[Path, Path, str]]:
     """Inputs -> (source, relative output path before the extension change, kind).
 
@@ -254,7 +272,15 @@ def discover(inputs: Iterable[str], outdir: Path, kind: str = "auto") -> list[tu
     found: list[tuple[Path, Path, str]] = []
 
     def add_folder(folder: Path, prefix: Path) -> None:
+        sequences = set()
+        if kind != "image":  # a folder of numbered frames is one film (photos only with --image)
+            for d in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+                if not _under(d, out_root) and _is_sequence(d):
+                    sequences.add(d)
+                    found.append((d, prefix / (d.relative_to(folder) if d != folder else Path(folder.name)), "video"))
         for p in sorted(folder.rglob("*")):
+            if p.parent in sequences:
+                continue
             if p.is_file() and not p.name.startswith(".") and not _is_ours(p) and not _under(p, out_root):
                 what = _wanted(p, kind, explicit=False)
                 if what:
@@ -273,6 +299,10 @@ def discover(inputs: Iterable[str], outdir: Path, kind: str = "auto") -> list[tu
                 raise InputError(f"{path} is not a photo (--image takes {', '.join(sorted(IMAGE_SUFFIXES))})")
             rel = (_safe_relative(text) if mirror else None) or Path(path.name)
             found.append((path, rel, what))
+        elif is_pattern(text):  # an image sequence's frame pattern (scan/%06d.dpx): one film
+            frames = frames_from_pattern(path)
+            rel = (_safe_relative(str(frames.folder)) if mirror else None) or Path(frames.folder.resolve().name)
+            found.append((path, rel, "video"))
         elif _has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
             files = [m for m in matches if m.is_file() and not _is_ours(m) and not _under(m, out_root)]
@@ -311,7 +341,10 @@ def plan_jobs(inputs: Iterable[str], outdir: Path, cfg: BatchConfig) -> list[Job
         if key in seen_src:
             continue
         seen_src.add(key)
-        out = outdir / (rel if what == "image" else rel.with_suffix(f".{cfg.container}"))
+        if src.is_dir() or is_pattern(src):  # an image sequence: its folder's name, the container's extension added
+            out = outdir / rel.parent / f"{rel.name}.{cfg.container}"
+        else:
+            out = outdir / (rel if what == "image" else rel.with_suffix(f".{cfg.container}"))
         if out in by_out:
             raise InputError(f"{by_out[out]} and {src} would both write {out}: rename one, or run them apart")
         by_out[out] = src
@@ -326,6 +359,9 @@ def estimate_frames(job: Job) -> int:
     if job.kind == "image":
         return 1
     try:
+        if is_pattern(job.src) or job.src.is_dir():
+            frames = find_frames(job.src)
+            return len(frames.numbers) if frames else 0
         with av.open(str(job.src), metadata_errors="ignore") as c:
             v = c.streams.video[0]
             if v.frames:
@@ -334,6 +370,8 @@ def estimate_frames(job: Job) -> int:
             seconds = float(v.duration * v.time_base) if v.duration else (c.duration or 0) / 1e6
             return int(round(seconds * rate)) if rate else 0
     except (av.FFmpegError, IndexError, ValueError, TypeError, OSError):
+        return 0
+    except StreamcolorError:  # a pattern whose frames went away
         return 0
 
 
@@ -676,18 +714,31 @@ class _OutdirLock:
             import fcntl
         except ImportError:  # Windows: no advisory locks here; one batch per folder is then up to the user
             return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(self.fd)
+                self.fd = None
+                raise OutputError(f"another streamcolor batch is writing to {self.path.parent}; wait for it") from None
+            # The batch before us deletes the file as it ends (issue 23: no lock file left in
+            # OUTDIR): a lock taken on a file it has just deleted is no lock; take the new one.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
             os.close(self.fd)
-            self.fd = None
-            raise OutputError(f"another streamcolor batch is writing to {self.path.parent}; wait for it") from None
-        return self
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            os.close(self.fd)  # closing releases the lock; the file stays (harmless, tiny)
+            # deleted while still held, so no other batch can hold it at the same time
+            # (a kill -9 leaves the empty file: harmless, and the next batch deletes it)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
 
 
 def run_batch(

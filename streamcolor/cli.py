@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -162,6 +163,30 @@ ReferenceOpt = Annotated[
 ]
 
 
+def _writes_sequence(src: str, out: str) -> bool:
+    """Whether `video` writes an image sequence: OUT a frame pattern, or a folder for a
+    sequence input (api.colorize_video decides the same with sequence.sequence_target)."""
+    from streamcolor.sequence import is_pattern
+
+    if is_pattern(out):
+        return True
+    into_folder = out.endswith(("/", os.sep)) or Path(out).is_dir()
+    return into_folder and "://" not in src and (is_pattern(src) or Path(src).is_dir())
+
+
+def _frame_rate(text: str | None) -> Fraction | None:
+    """'24', '23.976', '24000/1001' -> a positive Fraction (None: not given)."""
+    if text is None:
+        return None
+    try:
+        rate = Fraction(text).limit_denominator(1001)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"--fps must be a number or a fraction such as 24000/1001, got '{text}'") from None
+    if rate <= 0:
+        raise ConfigError(f"--fps must be positive, got '{text}'")
+    return rate
+
+
 def _hint_file(hints: Path | None, reference: list[Path] | None):
     """--hints and --reference -> one HintFile (None when neither is given)."""
     from streamcolor.hints import HintFile, Reference, load_hints
@@ -179,11 +204,18 @@ def _hint_file(hints: Path | None, reference: list[Path] | None):
 
 @app.command()
 def video(
-    src: Annotated[str, typer.Argument(metavar="IN", help="Input video file or URL.")],
-    out: Annotated[
-        Path,
+    src: Annotated[
+        str,
         typer.Argument(
-            metavar="OUT", help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif) or a folder."
+            metavar="IN", help="Input video file or URL, an image sequence (scan/%06d.dpx) or a folder of frames."
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Argument(
+            metavar="OUT",
+            help="Output video file (.mp4 .m4v .mov .mkv .webm .avi .ts .flv .gif), a folder, "
+            "or an image sequence (out/%04d.tif, .dpx, .png).",
         ),
     ],
     model: HintModelOpt = None,
@@ -202,7 +234,11 @@ def video(
         bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
     ] = False,
     codec: Annotated[
-        Codec, typer.Option(help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif).")
+        Codec,
+        typer.Option(
+            help="Output video codec; auto: the container's (h264; vp9 for .webm, gif for .gif), "
+            "at a 10/12/16-bit input's depth where it holds it."
+        ),
     ] = Codec.auto,
     crf: Annotated[int, typer.Option(help="Quality for h264/hevc (lower is better).", min=0, max=51)] = 18,
     preset: Annotated[Preset, typer.Option(help="Encoder speed preset for h264/hevc.")] = Preset.veryfast,
@@ -212,6 +248,13 @@ def video(
     vividness: VividnessOpt = None,
     stream: Annotated[
         int | None, typer.Option(help="Input stream index to colorize [default: the best video stream].", min=0)
+    ] = None,
+    fps: Annotated[
+        str | None,
+        typer.Option(help="An image sequence's frame rate (24, 25, 24000/1001) [default: a DPX header's, else 24]."),
+    ] = None,
+    start_number: Annotated[
+        int | None, typer.Option(help="An image sequence's first frame number [default: the lowest found].", min=0)
     ] = None,
     overwrite: OverwriteOpt = False,
     hints: HintsOpt = None,
@@ -234,17 +277,39 @@ def video(
             vividness=vividness,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
         )
-        summary = colorize_video(src, out, cfg, on_progress=bar, warn=_warn, overwrite=overwrite, stream=stream)
+        summary = colorize_video(
+            src,
+            out,
+            cfg,
+            on_progress=bar,
+            warn=_warn,
+            overwrite=overwrite,
+            stream=stream,
+            fps=_frame_rate(fps),
+            start_number=start_number,
+        )
     except StreamcolorError as e:
         bar.close()
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
+    except (Interrupted, KeyboardInterrupt) as e:
+        if not _writes_sequence(src, out):
+            raise  # run(): "interrupted; unfinished output deleted"
+        bar.close()
+        term = getattr(e, "signum", None) == signal.SIGTERM
+        _err(
+            f"{'terminated' if term else 'interrupted'}; the finished frames are kept and the one under way "
+            "deleted: rerun the same command to continue"
+        )
+        raise typer.Exit(128 + (signal.SIGTERM if term else signal.SIGINT)) from None
     finally:  # Ctrl-C, SIGTERM, OS errors: the next line must not start after the bar's "ETA 0:03"
         bar.close()
     if not quiet:
+        sequence = f"; image sequence at {summary.rate}" if summary.rate else ""
+        resumed = f"; continued from frame {summary.resumed}" if summary.resumed is not None else ""
         typer.echo(
             f"colorized {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, "
-            f"{summary.backend}) -> {summary.out or out}",
+            f"{summary.backend}{sequence}{resumed}) -> {summary.out or out}",
             err=True,
         )
         if summary.hints:
@@ -253,7 +318,7 @@ def video(
 
 @app.command()
 def image(
-    src: Annotated[Path, typer.Argument(metavar="IN", help="An image file, or a folder of images.")],
+    src: Annotated[str, typer.Argument(metavar="IN", help="An image file or URL, or a folder of images.")],
     out: Annotated[
         str, typer.Argument(metavar="OUT", help="Output file, a folder to write into, or a folder for a folder.")
     ],
@@ -547,6 +612,11 @@ def _live(
             summary = run_live(
                 spec, out, cfg, record, warn=_warn, controls=controls, on_first_frame=started, overwrite=overwrite
             )
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM while waiting for an input that never came
+        signum = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        _err(f"{what} while waiting for {spec.url}; nothing was written")
+        raise typer.Exit(128 + signum) from None
     except StreamcolorError as e:
         _err(str(e))
         if save_hints is not None and controls is not None and controls.hints.given:
@@ -560,6 +630,8 @@ def _live(
         except StreamcolorError as e:
             _err(str(e))
             raise typer.Exit(e.exit_code) from None
+    if summary.signum:  # stopped by Ctrl-C or SIGTERM: 130 / 143, as `video` (the recording is finished)
+        raise typer.Exit(128 + summary.signum)
 
 
 def _save_live_hints(path: Path, controls: LiveControls, quiet: bool) -> None:

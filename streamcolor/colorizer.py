@@ -79,6 +79,16 @@ def _block_min_max(y8: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
     return lo[: shape[0], : shape[1]], hi[: shape[0], : shape[1]]
 
 
+def _deep_codes(cbcr: np.ndarray, depth: int, full_range: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, >=2) float32 Cb, Cr in [-0.5, 0.5] -> two (h, w) uint16 planes of codes at
+    `depth` bits: full range spans 0 .. 2^depth - 1, limited range 224 * 2^(depth - 8)
+    steps (as 8-bit's 224 scaled, the way FFmpeg and BT.2100 scale codes), centred on 2^(depth - 1)."""
+    scale = float((1 << depth) - 1) if full_range else 224.0 * (1 << (depth - 8))
+    top = (1 << depth) - 1
+    codes = np.clip(np.rint(cbcr[..., :2] * scale + (1 << (depth - 1))), 0, top).astype(np.uint16)
+    return np.ascontiguousarray(codes[..., 0]), np.ascontiguousarray(codes[..., 1])
+
+
 # Smallest chroma plane side computed directly (see Colorizer._tiny_chroma_planes).
 _MIN_PLANE = 8
 
@@ -201,8 +211,11 @@ class Colorizer:
         full_range: bool,
         matrix: str,
         guide_lo: np.ndarray | None = None,
+        depth: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Cb and Cr planes, (Hc, Wc) uint8 each, to pair with the untouched luma y8.
+        """Cb and Cr planes, (Hc, Wc) uint8 each, to pair with the untouched luma y8
+        (depth > 8: uint16 codes at that many bits, for a deep output's own luma; the same
+        colour, rounded at the output's depth so that a smooth ramp stays smooth).
 
         The colour is L*a*b* -> sRGB -> Cb/Cr at the chroma planes' size, then scaled
         towards gray where the original luma plus that chroma would leave the RGB
@@ -211,7 +224,7 @@ class Colorizer:
         """
         h, w = chroma_shape
         if h < _MIN_PLANE or w < _MIN_PLANE:
-            return self._tiny_chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo)
+            return self._tiny_chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo, depth)
         lab = self._lab_at(y8, ab_lo, chroma_shape, full_range, guide_lo)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
         to_chroma = color.chroma_matrices(matrix)[0]
@@ -233,6 +246,8 @@ class Colorizer:
         rise = cv2.max(np.maximum(np.maximum(d0, d1), d2), 1e-6)
         fall = cv2.max(cv2.multiply(np.minimum(np.minimum(d0, d1), d2), -1.0), 1e-6)
         s = cv2.min(cv2.min(cv2.divide(room_up, rise), cv2.divide(room_down, fall)), 1.0)
+        if depth > 8:
+            return _deep_codes(cbcr * s[..., None], depth, full_range)
         scale = 255.0 if full_range else 224.0
         uv = cv2.multiply(cbcr.reshape(h, w * 3), cv2.merge([s, s, s]).reshape(h, w * 3), scale=scale)
         # + 128, rounded and saturated to uint8 in one pass (the values are >= 0.5 here, so
@@ -247,6 +262,7 @@ class Colorizer:
         chroma_shape: tuple[int, int],
         full_range: bool,
         matrix: str,
+        depth: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]:
         """chroma_planes for an interlaced frame: each field's chroma from that field's own
         luma. In interlaced 4:2:0 the chroma rows alternate between the fields as the luma
@@ -255,11 +271,13 @@ class Colorizer:
         darkest and brightest luma). The network's a*b* (low resolution) is shared."""
         h, w = chroma_shape
         if h < 2 or y8.shape[0] < 2:
-            return self.chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix)
-        cb, cr = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
+            return self.chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, depth=depth)
+        dtype = np.uint16 if depth > 8 else np.uint8
+        cb, cr = np.empty((h, w), dtype), np.empty((h, w), dtype)
         for parity in (0, 1):
             rows = (h + 1 - parity) // 2
-            fb, fr = self.chroma_planes(np.ascontiguousarray(y8[parity::2]), ab_lo, (rows, w), full_range, matrix)
+            field = np.ascontiguousarray(y8[parity::2])
+            fb, fr = self.chroma_planes(field, ab_lo, (rows, w), full_range, matrix, depth=depth)
             cb[parity::2], cr[parity::2] = fb, fr
         return cb, cr
 
@@ -271,6 +289,7 @@ class Colorizer:
         full_range: bool,
         matrix: str,
         guide_lo: np.ndarray | None,
+        depth: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]:
         """chroma_planes for planes under _MIN_PLANE samples a side (a 2x2 video has 1x1
         chroma): OpenCV reads a (1, 1) or (4, 1) array as a scalar in its arithmetic, so the
@@ -286,7 +305,7 @@ class Colorizer:
             cv2.BORDER_REPLICATE,
         )
         shape = (max(h, _MIN_PLANE), max(w, _MIN_PLANE))
-        cb, cr = self.chroma_planes(big, ab_lo, shape, full_range, matrix, guide_lo)
+        cb, cr = self.chroma_planes(big, ab_lo, shape, full_range, matrix, guide_lo, depth)
         return np.ascontiguousarray(cb[:h, :w]), np.ascontiguousarray(cr[:h, :w])
 
     def colorize_lab(self, y8: np.ndarray, full_range: bool = True, ab_lo: np.ndarray | None = None) -> np.ndarray:

@@ -11,6 +11,11 @@ class InputError(StreamcolorError):
     """The input cannot be used: missing, unreadable, no video, no frames."""
 
 
+class InputNotYetThere(InputError):
+    """A network input that sent nothing or refused the connection: its sender may not have
+    started yet (a live run waits for it; anything else reports it as an InputError)."""
+
+
 class OutputError(StreamcolorError):
     """The output cannot be written: folder missing, not writable, same as the input."""
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.errors import ConfigError, InputError, InputNotYetThere, OutputError
 from streamcolor.hints import UNTIL_CUT, Hint, HintFile
 from streamcolor.hints_video import HintTracker
 from streamcolor.memory import keep_frame_buffers
@@ -83,6 +83,7 @@ class LiveConfig:
     encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))
     gop_seconds: float = 1.0  # short GOP: a receiver joining late waits at most this long
     read_timeout: float = 2.0  # seconds without data before the input counts as lost
+    open_timeout: float = 5.0  # seconds an open may take (probing a stream), at least read_timeout
     max_backoff: float = 8.0  # longest wait between reconnection attempts
     hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
     hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
@@ -291,6 +292,8 @@ class LiveSummary:
     width: int
     height: int
     stats: LatencyStats = field(repr=False, default_factory=LatencyStats)
+    signum: int = 0  # the signal that stopped the run (SIGINT, SIGTERM), 0 when the input ended or stop was set
+    lost_at_end: bool = False  # the input was away when the run stopped (reconnecting)
 
     @property
     def fps(self) -> float:
@@ -336,20 +339,55 @@ def camera_spec(device: str | None, size: str | None = None, fps: int | None = N
 class LiveCapture:
     """Frames from a source, reopened with back-off when a live one drops."""
 
-    def __init__(self, spec: SourceSpec, cfg: LiveConfig, warn: Callable[[str], None]):
+    def __init__(
+        self,
+        spec: SourceSpec,
+        cfg: LiveConfig,
+        warn: Callable[[str], None],
+        cancelled: Callable[[], bool] = lambda: False,
+    ):
+        """cancelled: whether to stop waiting for a network input that is not there yet
+        (Ctrl-C): the wait then ends in KeyboardInterrupt."""
         self.spec = spec
         self.cfg = cfg
         self.warn = warn
-        self.source = self._open()  # the first open fails loudly: a wrong URL is not an outage
+        self.reconnects = 0
+        self.lost = False  # the input is away (lost, and not back yet)
+        self.source = self._first_open(cancelled)
         self.info = self.source.info
         self.connected = threading.Event()
         self.connected.set()
-        self.reconnects = 0
         self.frames = 0
         self.decode_errors = 0
 
+    def _first_open(self, cancelled: Callable[[], bool]) -> VideoSource:
+        """The first open fails loudly (a wrong URL, a missing file is not an outage), except
+        a network input with nothing there yet: its sender may start after us (issue 23), so
+        that is waited for, saying so once. Each open listens for open_timeout seconds itself,
+        so the pause between them stays short (no back-off): a sender that starts during a
+        pause is missed for at most that long."""
+        delay, said = 0.5, False
+        while True:
+            try:
+                return self._open()
+            except InputError as e:
+                # once waiting, a stream caught in its first half-second (probed before its
+                # first picture: 'no video stream') is still on its way too
+                if not self.spec.remote or not (said or isinstance(e, InputNotYetThere)):
+                    raise
+                if not said:
+                    self.warn(f"{e}; waiting for it (Ctrl-C stops)")
+                    said = True
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if cancelled():
+                    raise KeyboardInterrupt
+                time.sleep(0.05)
+            if cancelled():
+                raise KeyboardInterrupt
+
     def _open(self) -> VideoSource:
-        timeout = (max(5.0, self.cfg.read_timeout), self.cfg.read_timeout) if self.spec.live else None
+        timeout = (max(self.cfg.open_timeout, self.cfg.read_timeout), self.cfg.read_timeout) if self.spec.live else None
         options = dict(self.spec.options)
         if is_url(self.spec.url):
             # Probe briefly; decode without holding frames back (low_delay). Not fflags
@@ -417,6 +455,7 @@ class LiveCapture:
 
     def _reconnect(self, stop: threading.Event) -> None:
         self.connected.clear()
+        self.lost = True
         lost = time.monotonic()
         delay = 0.5
         self.warn(f"input lost: {self.spec.url}; reconnecting")
@@ -428,6 +467,7 @@ class LiveCapture:
                 delay = min(2 * delay, self.cfg.max_backoff)
                 continue
             self.reconnects += 1
+            self.lost = False
             self.connected.set()
             self.warn(f"input back after {time.monotonic() - lost:.1f} s")
             return
@@ -520,8 +560,13 @@ def _ctrl_c_as_flag():
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
+
     # SIGTERM (a service manager stopping us) ends a live run the same clean way
-    previous = {sig: signal.signal(sig, lambda signum, frame: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def handler(signum, frame) -> None:
+        flag.signum = signum  # 130 or 143 at the end, as for files
+        flag.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
@@ -554,12 +599,18 @@ def _run_live(
     if cfg.hints and hints.file is not cfg.hints and not hints.session():
         hints = controls.hints = LiveHints(cfg.hints)
     keep_frame_buffers()
-    capture = LiveCapture(spec, cfg, warn)
+    try:
+        capture = LiveCapture(spec, cfg, warn, cancelled=lambda: ctrl_c.is_set() or stop.is_set())
+    except KeyboardInterrupt:
+        if stop.is_set() and not ctrl_c.is_set():  # stopped by the caller while waiting: nothing came
+            raise InputError(f"no input from {spec.url}: stopped while waiting for it") from None
+        raise KeyboardInterrupt(getattr(ctrl_c, "signum", signal.SIGINT)) from None  # which signal, for the exit code
     info = capture.info
+    # live outputs and recordings are 8-bit: the latency path has no deep luma (sink.deep_format)
     if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops
-        out_info = replace(info, time_base=CLOCK, other_streams=())
+        out_info = replace(info, time_base=CLOCK, other_streams=(), bit_depth=min(info.bit_depth, 8))
     else:
-        out_info = replace(info, other_streams=())
+        out_info = replace(info, other_streams=(), bit_depth=min(info.bit_depth, 8))
     chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
     rate = info.average_rate or 25
     enc = replace(cfg.encode, gop=cfg.encode.gop or max(1, round(float(rate) * cfg.gop_seconds)))
@@ -724,6 +775,8 @@ def _run_live(
         width=info.width,
         height=info.height,
         stats=stats,
+        signum=getattr(ctrl_c, "signum", signal.SIGINT) if interrupted else 0,
+        lost_at_end=capture.lost,
     )
 
 
@@ -775,6 +828,7 @@ def format_summary(s: LiveSummary) -> str:
     lines = [
         f"{s.frames_out} frames out of {s.frames_in} in {s.seconds:.1f} s ({s.fps:.1f} fps), "
         f"{s.dropped} dropped, {s.reconnects} reconnect(s), {s.held} held"
+        + (", input lost and not back when stopped" if s.lost_at_end else "")
         + (" (stopped by Ctrl-C)" if s.interrupted else ""),
         f"{'latency (ms)':<14}{'p50':>8}{'p99':>8}{'max':>8}",
     ]

@@ -262,9 +262,12 @@ def colorize_items(
     keyframe_interval: int = 1,
     first_index: int = 0,
     tracker: HintTracker | None = None,
+    chroma_shape: tuple[int, int] | None = None,
+    depth: int = 8,
 ) -> Iterator:
     """Colorize GrayFrames; other items pass through in their place. tracker: user hints and
-    reference photos (FrameSequencer).
+    reference photos (FrameSequencer). chroma_shape: (Hc, Wc) of the chroma planes to make
+    (None: 4:2:0's half size); depth: their bits (above 8 for a deep output, sink.VideoPlan).
 
     A frame leaves once its a*b* is final (with the bidirectional filter, once its
     look-ahead frames have been seen); items behind it wait, so output order is input order."""
@@ -272,7 +275,7 @@ def colorize_items(
     # per-frame OpenCV work here is small enough to run on this thread alone.
     cv2.setNumThreads(1)
     pending: deque = deque()  # every item, in order, until it can leave
-    chroma_shape = ((info.height + 1) // 2, (info.width + 1) // 2)
+    chroma_shape = chroma_shape or ((info.height + 1) // 2, (info.width + 1) // 2)
     rate = float(info.average_rate or 25)
 
     def seconds_of(f: GrayFrame) -> float:
@@ -294,9 +297,13 @@ def colorize_items(
         t0 = time.perf_counter()
         for f, ab_lo, l_lo in ready:
             if f.interlaced:
-                f.chroma = colorizer.field_chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix)
+                f.chroma = colorizer.field_chroma_planes(
+                    f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, depth=depth
+                )
             else:
-                f.chroma = colorizer.chroma_planes(f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
+                f.chroma = colorizer.chroma_planes(
+                    f.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo, depth=depth
+                )
         times.upsample += time.perf_counter() - t0
         while pending and not (isinstance(pending[0], GrayFrame) and pending[0].chroma is None):
             yield pending.popleft()

@@ -153,11 +153,21 @@ def colorize_piece(
         info = source.info
         sink = VideoSink(out, info, cfg.encode, warn=warn)
         sink.plan_streams()
+        source.keep_depth = sink.plan.depth > 8
         decoded = Stage("decode", lambda _: timed(_frames_of(source, piece), times, "decode"), None, maxsize=16)
         colored = Stage(
             "colorize",
             lambda up: colorize_items(
-                up, colorizer, info, cfg.batch, times, cfg.temporal, cfg.keyframe_interval, first_index=piece.first
+                up,
+                colorizer,
+                info,
+                cfg.batch,
+                times,
+                cfg.temporal,
+                cfg.keyframe_interval,
+                first_index=piece.first,
+                chroma_shape=sink.plan.chroma_shape(info.width, info.height),
+                depth=sink.plan.depth,
             ),
             decoded,
             maxsize=16,

@@ -49,6 +49,8 @@ CONTAINERS: dict[str, tuple[str, str]] = {
 }
 # Codecs whose bitstream has no sample aspect ratio field.
 _NO_SAR_IN_BITSTREAM = {"vp9", "av1", "gif"}
+# Codecs whose bitstream cannot mark a frame interlaced (and WebM keeps no field order).
+_NO_FIELDS = {"vp9", "av1", "gif"}
 # Containers without a time stamp per frame: one frame per tick of a constant rate.
 _CONSTANT_RATE = {"avi": None, "gif": Fraction(1, 100)}  # time base: 1/rate, or GIF's centiseconds
 # Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
@@ -195,6 +197,60 @@ class VideoPlan:
     encoder: str
     pix_fmt: str
     time_base: Fraction | None
+    depth: int = 8  # above 8: a deep output (pix_fmt is planar YUV at this depth, luma from GrayFrame.y_deep)
+    note: str | None = None  # what the output cannot keep of the input's depth, for a warning
+
+    def chroma_shape(self, width: int, height: int) -> tuple[int, int] | None:
+        """(Hc, Wc) of a deep output's chroma planes (None: the 8-bit path's 4:2:0 half size)."""
+        if self.depth <= 8:
+            return None
+        c = av.VideoFormat(self.pix_fmt, width, height).components[1]
+        return c.height, c.width
+
+
+# Deep outputs by codec: the planar YUV family and the depths it takes (each checked
+# against the encoder PyAV has, so an 8-bit-only x264 build falls back to 8 bits).
+_DEEP_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "ffv1": ("yuv420p{}le", (9, 10, 12, 14, 16)),
+    "prores": ("yuv422p{}le", (10,)),
+    "hevc": ("yuv420p{}le", (10, 12)),
+    "h264": ("yuv420p{}le", (10,)),
+    "av1": ("yuv420p{}le", (10,)),
+}
+
+
+def deep_format(codec: str, encoder: str, depth: int, odd: bool, full_chroma: bool = False) -> tuple[str, int] | None:
+    """(pixel format, bits) a deep input is written at with this codec: its own depth where
+    the encoder takes it, else the most below it (16-bit into 10-bit ProRes), else the least
+    above; 4:4:4 for x264/x265 at odd sizes, and ProRes 4444 for an input with full-resolution
+    colour (full_chroma: 4:4:4 or RGB). None: the codec holds 8 bits only here."""
+    family, depths = _DEEP_FORMATS.get(codec, ("", ()))
+    if (odd and codec in ("h264", "hevc")) or (full_chroma and codec == "prores"):
+        family = "yuv444p{}le"
+    if encoder not in av.codecs_available:
+        return None
+    takes = {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    usable = [d for d in depths if family.format(d) in takes]
+    if not usable:
+        return None
+    below = [d for d in usable if d <= depth]
+    bits = max(below) if below else min(usable)
+    return family.format(bits), bits
+
+
+def rescale_luma(y: np.ndarray, bits_in: int, bits_out: int, full_range: bool) -> np.ndarray:
+    """(H, W) uint16 luma codes at bits_in -> the same luma at bits_out. Untouched when the
+    depths agree; limited range moves by whole bits (BT.2100's scaling: 64 at 10 bits is 16 at
+    8), full range scales 0..2^n-1 onto 0..2^m-1."""
+    if bits_in == bits_out:
+        return y
+    if full_range:
+        scaled = np.rint(y.astype(np.float32) * (((1 << bits_out) - 1) / ((1 << bits_in) - 1)))
+        return scaled.astype(np.uint16)
+    if bits_out > bits_in:
+        return (y << (bits_out - bits_in)).astype(np.uint16)
+    shift = bits_in - bits_out
+    return np.minimum((y.astype(np.uint32) + (1 << (shift - 1))) >> shift, (1 << bits_out) - 1).astype(np.uint16)
 
 
 def _rate(info: StreamInfo) -> Fraction:
@@ -229,6 +285,23 @@ def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: boo
         os.environ.setdefault("SVT_LOG", "0")
     if (info.width % 2 or info.height % 2) and codec in ("h264", "hevc"):
         pix_fmt = "yuv444p"  # x264/x265 refuse 4:2:0 at an odd size; 4:4:4 keeps the exact size and luma
+    depth, note = 8, None
+    if info.deep and not live:
+        odd = bool(info.width % 2 or info.height % 2)
+        full_chroma = info.pix_fmt.startswith(("yuv444", "gbr", "rgb", "bgr"))
+        deep = deep_format(codec, encoder, info.bit_depth, odd, full_chroma)
+        if deep is None:
+            note = (
+                f"{codec} output holds 8 bits here: the {info.bit_depth}-bit input is written at 8 bits "
+                "(.mkv with --codec ffv1 keeps its depth)"
+            )
+        else:
+            pix_fmt, depth = deep
+            if depth < info.bit_depth:
+                note = (
+                    f"{codec} holds {depth} of the input's {info.bit_depth} bits: luma rounded to {depth} bits "
+                    "(.mkv with --codec ffv1 keeps them all)"
+                )
     time_base = None
     if fmt in _CONSTANT_RATE:
         time_base = _CONSTANT_RATE[fmt] or 1 / _rate(info)
@@ -244,7 +317,7 @@ def plan_video(out: Path | str, info: StreamInfo, opts: EncodeOptions, live: boo
         other = next((c for c in ("h264", "vp9", "ffv1") if c in holds and c != codec), None)
         hint = f"; try --codec {other}" if other else ""
         raise OutputError(f"{encoder} cannot encode {info.width}x{info.height} frames ({reason}){hint}") from None
-    return VideoPlan(fmt, codec, encoder, pix_fmt, time_base)
+    return VideoPlan(fmt, codec, encoder, pix_fmt, time_base, depth, note)
 
 
 class VideoSink:
@@ -262,6 +335,8 @@ class VideoSink:
         self.opts = opts
         self.warn = warn
         self.plan = plan_video(self.out, info, opts, self.live)  # every refusal before any work
+        if self.plan.note:
+            warn(self.plan.note)
         self.format = self.plan.format
         self.container: av.container.OutputContainer | None = None
         self.video: av.VideoStream | None = None
@@ -271,6 +346,7 @@ class VideoSink:
         self.frames = 0
         self._last_pts: int | None = None
         self._pending: list = []  # packets that arrive before the first video frame
+        self._fields: av.filter.Graph | None = None  # marks frames interlaced (see _mark_fields)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -331,7 +407,7 @@ class VideoSink:
                 raise OutputError(no_protocol_line(scheme)) from None
             raise OutputError(f"cannot open {self.out}: {e.strerror or e}") from None
         odd = info.width % 2 or info.height % 2
-        if pix_fmt == "yuv444p" and CODECS[plan.codec][1] != "yuv444p":
+        if odd and pix_fmt.startswith("yuv444p") and CODECS[plan.codec][1] != "yuv444p":
             self.warn(f"odd frame size {info.width}x{info.height}: encoding {plan.codec} 4:4:4 to keep it exact")
         if not hasattr(self, "_plan"):
             self.plan_streams()
@@ -354,14 +430,36 @@ class VideoSink:
         cc.color_primaries = info.color_primaries
         cc.color_trc = info.color_trc
         options = encoder_options(opts, encoder)
+        if encoder == "prores_ks" and pix_fmt.startswith("yuv444"):
+            options["profile"] = "4"  # ProRes 4444 (prores_ks profiles: 3 is 422 HQ)
+        if plan.depth > 8 and opts.crf == 0 and encoder in ("libx264", "libx265"):
+            # --crf 0 is lossless only at 8 bits: above, x264's and x265's quantiser scale
+            # shifts and crf 0 still quantises (x264 --fullhelp: lossless is qp 0)
+            del options["crf"]
+            if encoder == "libx264":
+                options["qp"] = "0"
+            else:
+                options["x265-params"] += ":lossless=1"
         if info.interlaced:
             # field order kept: in the container (MP4/MOV fiel, Matroska FieldOrder) from the
             # codec context, and coded as fields where the encoder can (x264's --tff/--bff)
             cc.field_order = info.field_order
             cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            bottom_first = info.field_order in (3, 5)  # BB, BT
             if encoder == "libx264":
-                bottom_first = info.field_order in (3, 5)  # BB, BT
                 options["x264-params"] = "bff=1" if bottom_first else "tff=1"
+            elif encoder == "libx265":
+                # x265's interlace mode takes each picture as one field (measured: decoded frames
+                # alternate top/bottom), so HEVC keeps the order in the container only
+                self.warn(
+                    "hevc (x265) frames cannot be marked interlaced: the field order is kept in the "
+                    "container only (--codec ffv1, prores or h264 mark every frame)"
+                )
+            elif plan.codec in _NO_FIELDS:
+                self.warn(
+                    f"{plan.codec} has no way to mark interlaced frames: the output will play as progressive "
+                    "(.mkv with --codec ffv1 or h264 keeps the field order)"
+                )
         if opts.gop:
             cc.gop_size = opts.gop
         v.options = options
@@ -438,10 +536,9 @@ class VideoSink:
                 self._mux_other(item)
 
     def _encode_video(self, f: GrayFrame) -> None:
-        frame = av.VideoFrame(self.info.width, self.info.height, "yuv420p")
-        for plane, data in zip(frame.planes, (f.y8, *f.chroma)):
-            buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            buf[:, : plane.width] = data
+        frame = self._frame(f)
+        if self.info.interlaced:
+            frame = self._mark_fields(frame)
         frame.pts = self._output_pts(f.pts)
         frame.time_base = self.video.codec_context.time_base
         frame.color_range = self.video.codec_context.color_range
@@ -449,6 +546,44 @@ class VideoSink:
         for packet in self.video.encode(frame):
             self.container.mux(packet)
         self.frames += 1
+
+    def _frame(self, f: GrayFrame) -> av.VideoFrame:
+        """The colorized frame as planar YUV: 8-bit 4:2:0 (the encoder converts it where its
+        format differs), or a deep output's own format with the input's luma at its depth."""
+        depth = self.plan.depth
+        if depth > 8:
+            frame = av.VideoFrame(self.info.width, self.info.height, self.plan.pix_fmt)
+            if f.y_deep is not None:
+                luma = rescale_luma(f.y_deep, self.info.luma_depth, depth, self.info.full_range)
+            else:
+                luma = rescale_luma(f.y8.astype(np.uint16), 8, depth, self.info.full_range)
+            dtype = np.uint16
+        else:
+            frame = av.VideoFrame(self.info.width, self.info.height, "yuv420p")
+            luma, dtype = f.y8, np.uint8
+        size = np.dtype(dtype).itemsize
+        for plane, data in zip(frame.planes, (luma, *f.chroma)):
+            buf = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // size)
+            buf[:, : plane.width] = data
+        return frame
+
+    def _mark_fields(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """frame flagged interlaced with the input's field order, through FFmpeg's setfield
+        filter (PyAV cannot set a frame's flags). Encoders that code the field order in their
+        own bitstream read it there: FFV1's picture structure (issue 23: FFV1 came out
+        progressive), ProRes's interlace mode; x264 takes it from its options as well."""
+        if self._fields is None:
+            graph = av.filter.Graph()
+            src = graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format.name, time_base=self.info.time_base
+            )
+            mode = graph.add("setfield", "bff" if self.info.field_order in (3, 5) else "tff")
+            src.link_to(mode)
+            mode.link_to(graph.add("buffersink"))
+            graph.configure()
+            self._fields = graph
+        self._fields.push(frame)
+        return self._fields.pull()
 
     def _output_pts(self, pts: int) -> int:
         """pts (input time base) in the output stream's: the same number unless the container

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 
-from streamcolor.errors import InputError
+from streamcolor.errors import InputError, InputNotYetThere
 
 # FFmpeg AVColorSpace codes -> names in color.LUMA_COEFFS
 _MATRIX_BY_CODE = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "gray", "gray10le", "gray12le", "gray16le"}
+_DEEP_DEPTHS = (9, 10, 12, 14, 16)  # depths FFmpeg has planar YUV (yuv444pNNle) formats for
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class StreamInfo:
         return self.field_order >= 2
 
     @property
+    def deep(self) -> bool:
+        """More than 8 bits per sample (10-bit ProRes, 16-bit TIFF, 10-bit DPX...)."""
+        return self.bit_depth > 8
+
+    @property
+    def luma_depth(self) -> int:
+        """Bits of GrayFrame.y_deep: the input's own depth where FFmpeg has planar YUV at it
+        (9, 10, 12, 14, 16), else 16."""
+        return self.bit_depth if self.bit_depth in _DEEP_DEPTHS else 16
+
+    @property
     def full_range(self) -> bool:
         return self.color_range == 2 or (self.color_range == 0 and self.pix_fmt in _FULL_RANGE_FORMATS)
 
@@ -75,6 +88,9 @@ class GrayFrame:
     index: int
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # filled in by the colorizer
     interlaced: bool = False  # two fields woven: chroma is computed per field
+    # (H, W) uint16 luma codes at StreamInfo.luma_depth bits, the input's own Y plane (or
+    # swscale's Y of an RGB input): only when the source keeps depth (VideoSource.keep_depth)
+    y_deep: np.ndarray | None = None
 
 
 @dataclass
@@ -206,14 +222,23 @@ def has_protocol(url: str) -> bool:
     return True
 
 
-def _bit_depth(fmt: av.VideoFormat) -> int:
+def bit_depth_of(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
 
-def _y_plane(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W) uint8 copy of the Y plane of an 8-bit planar YUV frame (line padding dropped)."""
+def _y_plane(frame: av.VideoFrame, dtype: type = np.uint8) -> np.ndarray:
+    """(H, W) copy of the Y plane of a planar YUV or gray frame (line padding dropped);
+    dtype np.uint16 for the 9- to 16-bit little-endian formats."""
     p = frame.planes[0]
-    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy()
+
+
+def _has_y_plane(name: str, depth: int) -> bool:
+    """Whether plane 0 of pixel format `name` is the luma at `depth` bits, LSB-aligned
+    (yuv420p10le, yuv422p16le, gray12le...: not P010's MSB-aligned, not big-endian)."""
+    suffix = f"p{depth}le" if name.startswith("yuv") else f"{depth}le"
+    return (name.startswith(("yuv", "yuvj")) or name.startswith("gray")) and name.endswith(suffix)
 
 
 def nvidia_driver_present() -> bool:
@@ -324,6 +349,16 @@ class VideoSource:
             )
         except av.error.ProtocolNotFoundError:
             raise InputError(no_protocol_line(self.path.split("://", 1)[0])) from None
+        except (av.error.ExitError, av.error.ConnectionRefusedError, av.error.TimeoutError) as e:
+            if "://" not in self.path:
+                raise InputError(f"cannot open {self.path}: {e.strerror or e}") from None
+            # our open timeout ends the wait as an 'exit requested': nothing arrived
+            why = (
+                "connection refused"
+                if isinstance(e, ConnectionRefusedError)
+                else f"nothing received in {timeout[0] if timeout else '?'} s"
+            )
+            raise InputNotYetThere(f"cannot open {self.path}: {why} (is the sender running?)") from None
         except av.FFmpegError as e:
             raise InputError(f"cannot open {self.path}: not a video FFmpeg can read ({e.strerror or e})") from None
         try:
@@ -357,7 +392,7 @@ class VideoSource:
             duration_s=duration,
             stated_duration_s=stated,
             pix_fmt=fmt.name,
-            bit_depth=_bit_depth(fmt),
+            bit_depth=bit_depth_of(fmt),
             color_range=int(cc.color_range or 0),
             colorspace=int(cc.colorspace or 2),
             color_primaries=int(cc.color_primaries or 2),
@@ -379,6 +414,9 @@ class VideoSource:
         self.times = FrameTimes(step, _ticks(self.start, self.stream.time_base))
         self.decoder = open_nvdec(self.stream) if hw_decode else None
         self.decoder_name = self.decoder.name if self.decoder is not None else cc.name
+        # Set by whoever plans a deep output (api.colorize_video): frames then carry y_deep too.
+        self.keep_depth = False
+        self.packed = False  # MPEG-4 packed B-frames found (and unpacked) in the video stream
 
     def __enter__(self) -> VideoSource:
         return self
@@ -398,6 +436,14 @@ class VideoSource:
         still produces everything before the damage.
         """
         index = 0
+        # DivX/Xvid "packed bitstream" (issue 23): a P-frame's packet also holds the next
+        # B-frame, and a placeholder (N-VOP) packet follows; decoded as they are, the frames'
+        # times come out one slot late (80 ms gaps at 25 fps). FFmpeg's own bitstream filter
+        # moves each B-frame back into its slot, as `ffmpeg -bsf:v mpeg4_unpack_bframes`; it
+        # passes an unpacked stream through untouched, whatever the container (AVI, Matroska).
+        unpack = None
+        if self.stream.codec_context.name == "mpeg4" and self.decoder is None:
+            unpack = BitStreamFilterContext("mpeg4_unpack_bframes", in_stream=self.stream)
         wanted = [self.stream, *self.info.other_streams]
         demux = self.container.demux(wanted)
         while True:
@@ -422,14 +468,36 @@ class VideoSource:
                     # packet is the one to skip: it has no data).
                     yield self._moved(packet)
                 continue
-            try:
-                frames = self.decoder.decode(packet) if self.decoder is not None else packet.decode()
-            except av.FFmpegError:
-                self.decode_errors += 1
-                continue
-            for frame in frames:
+            for frame in self._decode_video(packet, unpack):
                 yield self.gray(frame, index)
                 index += 1
+
+    def _decode_video(self, packet: av.Packet, unpack: BitStreamFilterContext | None) -> list[av.VideoFrame]:
+        """The frames a video packet completes (the demuxer's last, empty packet flushes).
+        unpack: MPEG-4's packed B-frames filter, or None."""
+        packets: list[av.Packet | None] = [packet]
+        frames = []
+        try:
+            if unpack is not None:
+                flush, size = not packet.size, packet.size  # read first: the filter takes the packet's data
+                packets = unpack.filter(None if flush else packet)
+                if flush:
+                    packets.append(None)  # then flush the decoder
+                self.packed = self.packed or any(q.size != size for q in packets if q is not None)
+                if self.packed:
+                    # the container's pts were made for the packed packets (one a slot late); the
+                    # decode order's dts are right, so the frames' times come from them (FrameTimes)
+                    for q in packets:
+                        if q is not None:
+                            q.pts = None
+            for p in packets:
+                if self.decoder is not None:
+                    frames.extend(self.decoder.decode(p))
+                else:
+                    frames.extend(self.stream.codec_context.decode(p))
+        except av.FFmpegError:
+            self.decode_errors += 1
+        return frames
 
     def _moved(self, packet: av.Packet) -> av.Packet:
         """packet with its times moved by the common start (see __init__)."""
@@ -443,6 +511,15 @@ class VideoSource:
 
     def gray(self, frame: av.VideoFrame, index: int) -> GrayFrame:
         pts = self.times(frame.pts, frame.dts)
+        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
+        rotation = int(frame.rotation or 0)
+        if self.keep_depth:
+            y_deep = self._deep_luma(frame)
+            # the 8 bits the network and the chroma see: the deep codes rounded (one shift,
+            # cheaper than a second swscale pass at 2K)
+            shift = self.info.luma_depth - 8
+            y8 = np.minimum((y_deep + (1 << (shift - 1))) >> shift, 255).astype(np.uint8)
+            return GrayFrame(y8=y8, pts=pts, rotation=rotation, index=index, interlaced=interlaced, y_deep=y_deep)
         if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):  # nv12 (NVDEC): plane 0 is Y too
             # 10-bit, 4:2:2, 4:4:4, RGB, gray...: one swscale pass to 8-bit 4:2:0. Luma keeps
             # its range (the output is tagged the same), rounded to 8 bits.
@@ -450,7 +527,14 @@ class VideoSource:
             frame = frame.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
         # a frame flagged interlaced, or any frame of a stream declared so (some decoders
         # flag only the frames, some containers only the stream)
-        interlaced = bool(frame.interlaced_frame) or self.info.interlaced
-        return GrayFrame(
-            y8=_y_plane(frame), pts=pts, rotation=int(frame.rotation or 0), index=index, interlaced=interlaced
-        )
+        return GrayFrame(y8=_y_plane(frame), pts=pts, rotation=rotation, index=index, interlaced=interlaced)
+
+    def _deep_luma(self, frame: av.VideoFrame) -> np.ndarray:
+        """(H, W) uint16 luma at info.luma_depth bits: a planar YUV or gray frame's own Y plane,
+        untouched; anything else (RGB DPX/TIFF, packed formats) through one swscale pass to
+        planar YUV at that depth, in the range the output is tagged with."""
+        depth = self.info.luma_depth
+        if not _has_y_plane(frame.format.name, depth):
+            rng = 2 if self.info.full_range else 1
+            frame = frame.reformat(format=f"yuv444p{depth}le", src_color_range=rng, dst_color_range=rng)
+        return _y_plane(frame, np.uint16)

@@ -202,3 +202,15 @@ def test_batch_speed_tiny(tmp_path):
     for row in r["modes"].values():
         assert row["files_per_hour"] > 0 and row["fps"] > 0 and row["x_best_single_loop"] > 0
     assert json.loads(out.read_text())["machine"]["cores"]
+
+
+def test_sequence_speed_tiny(tmp_path):
+    from benchmarks import sequence_speed
+
+    out = tmp_path / "seq.json"
+    result = sequence_speed.main(
+        ["--width", "96", "--height", "64", "--frames", "4", "--repeats", "1", "--out", str(out)]
+    )
+    assert result["output"] == "FFV1 yuv420p16le in Matroska (transcode-only: yuv420p16le)"
+    assert result["streamcolor_fps"] > 0 and result["transcode_only_fps"] > 0 and result["ratio_to_transcode"] > 0
+    assert json.loads(out.read_text())["input"]["size"] == [96, 64]

@@ -127,6 +127,21 @@ def test_gpu_frames_match_the_cpu_colorizer(gpu_path_on_cpu, colorizer, full_ran
         assert d.max() <= 2 and d.mean() < 0.2  # rounding-level differences only
 
 
+def test_gpu_frames_give_deep_chroma_like_the_cpu(gpu_path_on_cpu, colorizer):
+    """A deep output (issue 23) with a GPU engine: the chroma at the output's depth as the CPU
+    colorizer rounds it, and the same colour as the 8-bit planes scaled."""
+    y8 = color.rgb8_to_gray8(scene(240, 426, 3))
+    ab = colorizer.predict([colorizer.network_input(y8, False)])[0]
+    shape = (120, 213)
+    cpu = colorizer.chroma_planes(y8, ab, shape, False, "bt709", depth=10)
+    gpu = gpu_path_on_cpu.chroma_planes(y8, ab, shape, False, "bt709", depth=10)
+    eight = colorizer.chroma_planes(y8, ab, shape, False, "bt709")
+    for c, g, e in zip(cpu, gpu, eight):
+        assert c.dtype == g.dtype == np.uint16
+        assert np.abs(c.astype(int) - g).max() <= 8  # the guide computed on the device
+        assert np.abs(c.astype(int) - 4 * e.astype(int)).max() <= 3  # 8-bit's colour, finer steps
+
+
 def test_luma_is_uploaded_once_per_frame(gpu_path_on_cpu, monkeypatch):
     y8 = color.rgb8_to_gray8(scene(120, 160, 1))
     calls = []

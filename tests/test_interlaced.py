@@ -76,3 +76,57 @@ def test_each_field_gets_the_chroma_of_its_own_luma(colorizer):
     assert np.abs(cb[0::2].astype(int) - cb[1::2]).mean() > 2  # the two fields' chroma really differ
     woven = colorizer.chroma_planes(y8, ab_lo, (32, 48), False, "smpte170m")[0]
     assert np.abs(woven[0::2].astype(int) - woven[1::2]).mean() < 1  # what mixing the fields gave
+
+
+def field_orders(path) -> list[str]:
+    """Each decoded frame's field order as FFmpeg's showinfo filter prints it: T (top first),
+    B (bottom first), P (progressive)."""
+    import av.logging
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        graph = av.filter.Graph()
+        src, info, sink = graph.add_buffer(template=s), graph.add("showinfo"), graph.add("buffersink")
+        src.link_to(info)
+        info.link_to(sink)
+        graph.configure()
+        av.logging.set_level(av.logging.INFO)
+        try:
+            with av.logging.Capture() as logs:
+                for f in c.decode(s):
+                    graph.push(f)
+                    graph.pull()
+        finally:
+            av.logging.set_level(None)
+    return [m.split(" i:")[1][0] for _, _, m in logs if " i:" in m]
+
+
+@pytest.mark.parametrize("top_first", [True, False])
+@pytest.mark.parametrize("codec, suffix", [("ffv1", ".mkv"), ("ffv1", ".avi"), ("prores", ".mov"), ("h264", ".ts")])
+def test_intra_and_other_codecs_mark_every_frame_interlaced(top_first, codec, suffix, tmp_path, colorizer):
+    """Issue 23: FFV1 came out progressive (its picture structure is read from the frames'
+    flags, which a new frame lacks); AVI has no field order of its own, so the bitstream's is
+    the only one there is."""
+    from streamcolor.sink import EncodeOptions
+
+    src = interlaced(tmp_path / "in", top_first)
+    out = tmp_path / f"out{suffix}"
+    warnings = []
+    cfg = ColorizeConfig(threads=2, temporal="off", encode=EncodeOptions(codec=codec))
+    colorize_video(src, out, cfg, colorizer=colorizer, warn=warnings.append)
+    assert field_orders(out) == ["T" if top_first else "B"] * 6 and not warnings
+    if codec == "ffv1":  # lossless: the luma is the input's, field by field
+        with av.open(str(src)) as a, av.open(str(out)) as b:
+            for x, y in zip(a.decode(video=0), b.decode(video=0)):
+                assert np.array_equal(x.to_ndarray(format="gray"), y.to_ndarray(format="gray"))
+
+
+@pytest.mark.parametrize("codec, suffix, words", [("vp9", ".webm", "vp9 has no way"), ("hevc", ".mkv", "x265")])
+def test_codecs_that_cannot_mark_fields_say_so(codec, suffix, words, tmp_path, colorizer):
+    from streamcolor.sink import EncodeOptions
+
+    src = interlaced(tmp_path / "in", True)
+    warnings = []
+    cfg = ColorizeConfig(threads=2, temporal="off", encode=EncodeOptions(codec=codec))
+    colorize_video(src, tmp_path / f"out{suffix}", cfg, colorizer=colorizer, warn=warnings.append)
+    assert len(warnings) == 1 and words in warnings[0]

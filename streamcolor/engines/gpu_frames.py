@@ -117,7 +117,10 @@ class TorchColorizer(Colorizer):
         full_range: bool,
         matrix: str,
         guide_lo: np.ndarray | None = None,
+        depth: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]:
+        if depth > 8:  # deep outputs (archival masters): the CPU path's rounding at the output's depth
+            return super().chroma_planes(y8, ab_lo, chroma_shape, full_range, matrix, guide_lo, depth)
         torch = self.torch
         F = torch.nn.functional
         dev = self.device
