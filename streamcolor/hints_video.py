@@ -86,6 +86,16 @@ class Track:
     descriptor: np.ndarray | None = None  # pinned: the features where it was given
     lost: bool = False  # pinned, between shots: waiting to be found again
     visible: bool = True
+    stroke: np.ndarray | None = None  # a stroke: its vertices (N, 2) fractions, the first at (x, y)
+
+    def point(self) -> HintPoint:
+        return HintPoint(self.x, self.y, self.ab, self.radius, self.stroke)
+
+    def move_to(self, x: float, y: float) -> None:
+        """Put the hint at (x, y), a stroke shifted with its first vertex."""
+        if self.stroke is not None:
+            self.stroke = self.stroke + np.array([x - self.x, y - self.y], np.float32)
+        self.x, self.y = x, y
 
 
 @dataclass
@@ -236,10 +246,12 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     h, w = ab.shape[:2]
     f = cv2.resize(feats, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h * w, -1)
     f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
-    px = np.array([p.x * w - 0.5 for p in points], np.float32)
-    py = np.array([p.y * h - 0.5 for p in points], np.float32)
+    # a stroke pulls from places along its whole length (HintPoint.samples); tau counts hints
+    places = [p.samples() for p in points]
+    at = np.concatenate(places)
+    px, py = at[:, 0] * w - 0.5, at[:, 1] * h - 0.5
     ix, iy = np.clip(np.rint(px), 0, w - 1).astype(int), np.clip(np.rint(py), 0, h - 1).astype(int)
-    target = np.array([p.ab for p in points], np.float32)  # (N, 2)
+    target = np.concatenate([np.repeat(np.asarray(p.ab, np.float32)[None], len(s), 0) for p, s in zip(points, places)])
     tau = float(np.clip(SPREAD_FEATURES_AT_10 * np.sqrt(10.0 / len(points)), 0.15, 1.0))
     yy, xx = _pixel_centres(h, w)
     d2 = ((xx - px) ** 2 + (yy - py) ** 2) / (SPREAD_SPACE * min(h, w)) ** 2
@@ -382,7 +394,7 @@ class HintTracker:
             return None
         p = place_hints([hint], np.array([[self._lightness(y8, x, y)]], np.float32), self.width, self.height)[0]
         self.stats.started += 1
-        return Track(hint, p.x, p.y, p.ab, p.radius)
+        return Track(hint, p.x, p.y, p.ab, p.radius, stroke=p.stroke)
 
     def _move(self, l_lo: np.ndarray) -> bool:
         """Carry the tracks from the previous frame to this one; -> whether this frame is a cut."""
@@ -396,13 +408,21 @@ class HintTracker:
             return True
         gh, gw = l_lo.shape
         moving = [t for t in self.tracks if not t.lost]
-        if moving:  # the flow at every track at once (bilinear, edges repeated)
-            px = np.array([[t.x * gw - 0.5 for t in moving]], np.float32)
-            py = np.array([[t.y * gh - 0.5 for t in moving]], np.float32)
-            d = cv2.remap(fwd, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-            for t, x, y, (dx, dy) in zip(moving, px[0], py[0], d):
-                t.x, t.y = (float(x + dx) + 0.5) / gw, (float(y + dy) + 0.5) / gh
-                t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
+        if moving:  # the flow at every track's point, or every vertex of a stroke, at once
+            xy = [np.array([[t.x, t.y]], np.float32) if t.stroke is None else t.stroke for t in moving]
+            at = np.concatenate(xy) * np.array([gw, gh], np.float32) - 0.5
+            # bilinear, edges repeated
+            d = cv2.remap(fwd, at[None, :, 0], at[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            moved = (at + d + 0.5) / np.array([gw, gh], np.float32)
+            k = 0
+            for t, v in zip(moving, xy):
+                now = moved[k : k + len(v)]
+                k += len(v)
+                t.x, t.y = float(now[0, 0]), float(now[0, 1])
+                if t.stroke is not None:
+                    t.stroke = now.copy()
+                # a stroke is on while any vertex is in the picture (drawing clips the rest)
+                t.visible = bool(np.any((now >= 0.0).all(axis=1) & (now <= 1.0).all(axis=1)))
         return False
 
     @_one_blas_thread
@@ -444,10 +464,12 @@ class HintTracker:
                 if h.until == UNTIL_PIN:
                     new_pins.append((t, t.x, t.y))
         refs = [r for r in self.references if r.ref.covers(seconds)]
-        points = [HintPoint(t.x, t.y, t.ab, t.radius) for t in self.tracks if not t.lost and t.visible]
+        points = [t.point() for t in self.tracks if not t.lost and t.visible]
         for hint, ex, ey in self.early.pop(index, []):  # carried back from where it starts
             p = place_hints([hint], np.array([[self._lightness(y8, ex, ey)]], np.float32), self.width, self.height)[0]
-            points.append(HintPoint(ex, ey, p.ab, p.radius))
+            # a stroke goes back with its first vertex, its shape kept
+            stroke = None if p.stroke is None else p.stroke + np.array([ex - p.x, ey - p.y], np.float32)
+            points.append(HintPoint(ex, ey, p.ab, p.radius, stroke))
         ref_points = []
         if self.prev_feats is not None:  # the previous frame's features place the network's hints
             for r in refs:
@@ -479,12 +501,13 @@ class HintTracker:
             if not t.lost or t.descriptor is None:
                 continue
             sim, fx, fy = best_cell(feats, t.descriptor)
-            if sim >= self.pin_threshold:
-                t.x, t.y, t.lost, t.visible = fx, fy, False, True
+            if sim >= self.pin_threshold:  # a stroke is described and found by its first vertex
+                t.move_to(fx, fy)
+                t.lost, t.visible = False, True
                 gh, gw = l_lo.shape
                 lightness = 100.0 * float(l_lo[min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)])
                 t.ab = place_hints([t.hint], np.array([[lightness]], np.float32), 1, 1)[0].ab
-                points.append(HintPoint(t.x, t.y, t.ab, t.radius))
+                points.append(t.point())
                 self.stats.pins_found += 1
             elif st.cut:
                 self.stats.pins_missed += 1
