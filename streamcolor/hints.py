@@ -80,11 +80,11 @@ class Hint:
         return self.x, self.y
 
     def vertices(self, width: int, height: int) -> np.ndarray | None:
-        """A stroke's vertices (N, 2) float32 as fractions of the frame (x, y); None for a point."""
+        """A stroke's vertices (N, 2) float64 as fractions of the frame (x, y); None for a point."""
         if self.stroke is None:
             return None
-        v = np.array(self.stroke, np.float32).reshape(-1, 2)
-        return (v + 0.5) / np.array([width, height], np.float32) if self.pixels else v
+        v = np.array(self.stroke, np.float64).reshape(-1, 2)
+        return (v + 0.5) / np.array([width, height], np.float64) if self.pixels else v
 
     def starts_by(self, index: int, seconds: float) -> bool:
         return index >= self.frame if self.frame is not None else seconds >= (self.time or 0.0) - 1e-9

@@ -410,7 +410,7 @@ class HintTracker:
         moving = [t for t in self.tracks if not t.lost]
         if moving:  # the flow at every track's point, or every vertex of a stroke, at once
             xy = [np.array([[t.x, t.y]], np.float32) if t.stroke is None else t.stroke for t in moving]
-            at = np.concatenate(xy) * np.array([gw, gh], np.float32) - 0.5
+            at = (np.concatenate(xy) * np.array([gw, gh]) - 0.5).astype(np.float32)
             # bilinear, edges repeated
             d = cv2.remap(fwd, at[None, :, 0], at[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
             moved = (at + d + 0.5) / np.array([gw, gh], np.float32)
