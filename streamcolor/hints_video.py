@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -384,6 +384,14 @@ class HintTracker:
         code = y8[min(int(y * h), h - 1), min(int(x * w), w - 1)]
         return float(color.luma_lut(self.full_range)[code])
 
+    def _lightness_under(self, hint: Hint, y8: np.ndarray) -> float:
+        """L* under a point, or the median L* under a stroke's vertices (its colour is placed
+        at that lightness, ab_at_lightness)."""
+        v = hint.vertices(self.width, self.height)
+        if v is None:
+            return self._lightness(y8, *hint.position(self.width, self.height))
+        return float(np.median([self._lightness(y8, float(x), float(y)) for x, y in np.clip(v, 0.0, 1.0)]))
+
     def _start(self, hint: Hint, y8: np.ndarray) -> Track | None:
         x, y = hint.position(self.width, self.height)
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
@@ -392,7 +400,7 @@ class HintTracker:
                 f"{self.width}x{self.height} frame; left out"
             )
             return None
-        p = place_hints([hint], np.array([[self._lightness(y8, x, y)]], np.float32), self.width, self.height)[0]
+        p = place_hints([hint], np.array([[self._lightness_under(hint, y8)]], np.float32), self.width, self.height)[0]
         self.stats.started += 1
         return Track(hint, p.x, p.y, p.ab, p.radius, stroke=p.stroke)
 
@@ -466,10 +474,11 @@ class HintTracker:
         refs = [r for r in self.references if r.ref.covers(seconds)]
         points = [t.point() for t in self.tracks if not t.lost and t.visible]
         for hint, ex, ey in self.early.pop(index, []):  # carried back from where it starts
-            p = place_hints([hint], np.array([[self._lightness(y8, ex, ey)]], np.float32), self.width, self.height)[0]
-            # a stroke goes back with its first vertex, its shape kept
-            stroke = None if p.stroke is None else p.stroke + np.array([ex - p.x, ey - p.y], np.float32)
-            points.append(HintPoint(ex, ey, p.ab, p.radius, stroke))
+            under = self._lightness(y8, ex, ey) if hint.stroke is None else self._lightness_under(hint, y8)
+            lightness = np.array([[under]], np.float32)
+            p = place_hints([hint], lightness, self.width, self.height)[0]
+            # a stroke's hint comes with its vertices on this frame (backward_positions)
+            points.append(HintPoint(ex, ey, p.ab, p.radius, p.stroke))
         ref_points = []
         if self.prev_feats is not None:  # the previous frame's features place the network's hints
             for r in refs:
@@ -541,14 +550,10 @@ def colorize_with_hints(
 
 
 def _at_start(h: Hint) -> Hint:
-    from dataclasses import replace
-
     return replace(h, time=0.0, frame=None, until=UNTIL_CUT)
 
 
 def _whole(r: Reference) -> Reference:
-    from dataclasses import replace
-
     return replace(r, start=0.0, end=float("inf"))
 
 
@@ -569,7 +574,8 @@ def backward_positions(
     numbers them), keep the current shot's L* guides, and at each hint's first frame follow
     the point backward along the flow to the shot's first frame (stopping at a cut, or after
     MAX_BACK_FRAMES). seconds_of: frame -> its time in seconds, as in the main pass.
-    -> frame index -> [(hint, x, y fractions)]. Pinned hints included; hints
+    -> frame index -> [(hint, x, y fractions)]; a stroke's hint is given with its vertices on
+    that frame (fractions), each followed back. Pinned hints included; hints
     given as pixels are turned into fractions by the caller's HintTracker (Hint.position)."""
     cfg = cfg or TemporalConfig()
     flow = _Flow(cfg.flow_scale)
@@ -591,17 +597,21 @@ def backward_positions(
         for h in starting:
             todo.remove(h)
             height, width = f.y8.shape
-            x, y = h.position(width, height)
+            v = h.vertices(width, height)
+            pts = np.array([h.position(width, height)]) if v is None else v  # a stroke: every vertex
             gh, gw = lo.shape
             for (i_prev, lo_prev), (_, lo_next) in zip(reversed(shot[:-1]), reversed(shot[1:])):
                 back = flow.flow(lo_next, lo_prev)  # each pixel of the later frame -> the earlier
                 if is_cut_after_motion(lo_next, _warp(lo_prev, flow.to_maps(back)), cfg):
                     break
-                d = _bilinear(back, x * gw - 0.5, y * gh - 0.5)
-                x, y = x + d[0] / gw, y + d[1] / gh
+                d = np.array([_bilinear(back, px * gw - 0.5, py * gh - 0.5) for px, py in pts])
+                pts = pts + d / np.array([gw, gh])
+                x, y = float(pts[0, 0]), float(pts[0, 1])
                 if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                     break
-                early.setdefault(i_prev, []).append((h, x, y))
+                # a stroke as it was on that frame, in fractions
+                there = h if v is None else replace(h, x=x, y=y, pixels=False, stroke=tuple(map(tuple, pts.tolist())))
+                early.setdefault(i_prev, []).append((there, x, y))
         if not todo:
             break
     return early

@@ -339,6 +339,32 @@ def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_co
     assert got == [False] * 3 + [True] * 11
 
 
+def test_a_stroke_is_carried_back_vertex_by_vertex_and_a_pinned_one_found_again_whole(hint_colorizer):
+    from types import SimpleNamespace
+
+    from streamcolor.hints_video import backward_positions
+
+    frames = _moving_square(14, cut_at=3)  # shot 2: frames 3..13, the square at rows 10-40
+    start = ((26 + 27) / 160, 14 / 120), ((44 + 27) / 160, 36 / 120)  # across the square on frame 9
+    hint = Hint(x=start[0][0], y=start[0][1], rgb=(200, 0, 0), time=None, frame=9, stroke=start)
+    items = [SimpleNamespace(y8=f, index=i, pts=i) for i, f in enumerate(frames)]
+    early = backward_positions(iter(items), lambda f: f.pts / 25.0, HintFile((hint,)), hint_colorizer, True)
+    assert sorted(early) == [3, 4, 5, 6, 7, 8]
+    ((there, x, y),) = early[4]
+    assert (there.x, there.y) == (x, y) and not there.pixels
+    np.testing.assert_allclose(np.array(there.stroke) * [160, 120], [[26 + 12, 14], [44 + 12, 36]], atol=4)
+
+    frames = _moving_square(14, cut_at=7)
+    stroke = ((28 / 160, 58 / 120), (42 / 160, 72 / 120))  # on the square, which comes back after the cut
+    pin = Hint(x=stroke[0][0], y=stroke[0][1], rgb=(0, 0, 255), until="pin", stroke=stroke)
+    tr, _ = _track(hint_colorizer, frames[:8], HintFile((pin,)))
+    assert tr.stats.pins_found == 1
+    (t,) = tr.tracks
+    # moved whole: its shape as the flow left it before the cut (within a pixel or so)
+    np.testing.assert_allclose((t.stroke[1] - t.stroke[0]) * [160, 120], [14, 14], atol=2)
+    assert (t.x, t.y) == tuple(t.stroke[0])
+
+
 def test_what_the_network_left_of_a_hint_spreads_over_its_region_not_across():
     from streamcolor.hints_video import propagate_corrections
 
