@@ -10,6 +10,8 @@ its object. The hints file (TOML, read with the standard library's tomllib):
     [[hint]]
     time = 12.5            # seconds from the start (or  frame = 300); default 0
     at = [0.42, 0.30]      # x, y as fractions of the width and height (or  pixel = [512, 300])
+                           # or a stroke along the object: stroke = [[0.40, 0.30], [0.45, 0.52]]
+                           # (fractions, as at; pixel_stroke = [[x, y], ...] in pixels)
     color = "#b22222"      # '#rrggbb' or a CSS colour name ("firebrick")
     radius = 4             # pixels of the frame; default 1 % of the short side
     until = "cut"          # "cut" (default: to the next scene cut), "pin" (the whole film:
@@ -56,6 +58,8 @@ class Hint:
     radius:  pixels of the frame, or None for 1 % of the short side.
     until:   'cut', 'pin', or a time in seconds when it ends.
     line:    the hints file's line of this [[hint]] (0 for hints made in code).
+    stroke:  a polyline instead of a point (a scribble, Levin et al. 2004): its vertices
+             ((x, y), ...) in the same units as x, y, which are its first vertex; None for a point.
     """
 
     x: float
@@ -67,12 +71,20 @@ class Hint:
     until: str | float = UNTIL_CUT
     pixels: bool = False
     line: int = 0
+    stroke: tuple[tuple[float, float], ...] | None = None
 
     def position(self, width: int, height: int) -> tuple[float, float]:
         """-> (x, y) as fractions of the frame."""
         if self.pixels:
             return (self.x + 0.5) / width, (self.y + 0.5) / height
         return self.x, self.y
+
+    def vertices(self, width: int, height: int) -> np.ndarray | None:
+        """A stroke's vertices (N, 2) float64 as fractions of the frame (x, y); None for a point."""
+        if self.stroke is None:
+            return None
+        v = np.array(self.stroke, np.float64).reshape(-1, 2)
+        return (v + 0.5) / np.array([width, height], np.float64) if self.pixels else v
 
     def starts_by(self, index: int, seconds: float) -> bool:
         return index >= self.frame if self.frame is not None else seconds >= (self.time or 0.0) - 1e-9
@@ -175,7 +187,8 @@ class _Lines:
         return first
 
 
-_HINT_KEYS = {"time", "frame", "at", "pixel", "color", "colour", "radius", "until"}
+_HINT_KEYS = {"time", "frame", "at", "pixel", "stroke", "pixel_stroke", "color", "colour", "radius", "until"}
+_PLACE_KEYS = ("at", "pixel", "stroke", "pixel_stroke")
 _REFERENCE_KEYS = {"path", "from", "to"}
 
 
@@ -235,19 +248,31 @@ def _hint(h: dict, n: int, lines: _Lines, path: Path) -> Hint:
             time = parse_time(h["time"])
     except ValueError as e:
         raise fail("frame" if "frame" in h else "time", str(e)) from None
-    if "at" in h and "pixel" in h:
-        raise fail("pixel", "and 'at' both given: give one (at: fractions, pixel: pixels)")
-    if "at" not in h and "pixel" not in h:
-        raise fail("at", "or 'pixel' is needed (one of them): where the hint is")
-    key = "at" if "at" in h else "pixel"
+    given = [k for k in _PLACE_KEYS if k in h]
+    if len(given) > 1:
+        raise fail(
+            given[1], f"and '{given[0]}' both given: give one (at/stroke: fractions, pixel/pixel_stroke: pixels)"
+        )
+    if not given:
+        raise fail("at", "or 'pixel' is needed (or 'stroke', a line): where the hint is")
+    key = given[0]
+    pixels = key.startswith("pixel")
+    what = "pixels" if pixels else "fractions of width and height"
     try:
-        x, y = _pair(h[key], "fractions of width and height" if key == "at" else "pixels")
+        if key in ("stroke", "pixel_stroke"):
+            if not isinstance(h[key], list) or len(h[key]) < 2:
+                raise ValueError(f"must be a list of at least 2 points [[x, y], [x, y], ...] ({what}), got {h[key]!r}")
+            stroke = tuple(_pair(v, what) for v in h[key])
+        else:
+            stroke = (_pair(h[key], what),)
     except ValueError as e:
         raise fail(key, str(e)) from None
-    if key == "at" and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-        raise fail(key, f"must be fractions in [0, 1], got {h[key]!r} (for pixels write pixel = [x, y])")
-    if key == "pixel" and (x < 0 or y < 0):
+    if not pixels and not all(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 for x, y in stroke):
+        other = "pixel = [x, y]" if key == "at" else "pixel_stroke = [[x, y], ...]"
+        raise fail(key, f"must be fractions in [0, 1], got {h[key]!r} (for pixels write {other})")
+    if pixels and not all(x >= 0 and y >= 0 for x, y in stroke):
         raise fail(key, f"must be pixels >= 0, got {h[key]!r}")
+    x, y = stroke[0]
     if "colour" in h and "color" in h:
         raise fail("colour", "and 'color' both given: give one")
     ckey = "colour" if "colour" in h else "color"
@@ -278,8 +303,9 @@ def _hint(h: dict, n: int, lines: _Lines, path: Path) -> Hint:
         frame,
         float(radius) if radius is not None else None,
         until,
-        key == "pixel",
+        pixels,
         lines.table("hint", n)[0],
+        stroke if key in ("stroke", "pixel_stroke") else None,
     )
 
 
@@ -338,12 +364,26 @@ def ab_at_lightness(rgb: np.ndarray, lightness: np.ndarray) -> np.ndarray:
 @dataclass
 class HintPoint:
     """A hint placed on one frame: (x, y) fractions of the frame, a*b* (2,), radius as a
-    fraction of the frame's short side."""
+    fraction of the frame's short side; a stroke: its vertices (N, 2) fractions (x, y), the
+    first at (x, y), drawn as a line of the point's disc width."""
 
     x: float
     y: float
     ab: np.ndarray
     radius: float
+    stroke: np.ndarray | None = None
+
+    def samples(self, spacing: float = 0.02) -> np.ndarray:
+        """(M, 2) fractions (x, y): the point, or places along the stroke about `spacing` of
+        the frame apart (at most 32 of them) and its vertices."""
+        if self.stroke is None or len(self.stroke) < 2:
+            return np.array([[self.x, self.y]], np.float32)
+        v = np.asarray(self.stroke, np.float32)
+        seg = np.linalg.norm(np.diff(v, axis=0), axis=1)
+        along = np.concatenate([[0.0], np.cumsum(seg)])
+        n = int(np.clip(np.ceil(along[-1] / spacing) + 1, len(v), 32))
+        t = np.unique(np.concatenate([along, np.linspace(0.0, along[-1], n)]))
+        return np.stack([np.interp(t, along, v[:, 0]), np.interp(t, along, v[:, 1])], axis=1).astype(np.float32)
 
 
 def default_radius(width: int, height: int) -> float:
@@ -360,6 +400,9 @@ def hint_planes(points: list[HintPoint], shape: tuple[int, int]) -> np.ndarray:
     a, b, mask = planes  # views: cv2.circle draws into them
     short = min(h, w)
     for p in points:
+        if p.stroke is not None and len(p.stroke) >= 2:
+            _draw_stroke(planes, p, short)
+            continue
         cx, cy = p.x * w - 0.5, p.y * h - 0.5
         if not (-0.5 <= cx <= w - 0.5 and -0.5 <= cy <= h - 0.5):
             continue
@@ -376,21 +419,39 @@ def hint_planes(points: list[HintPoint], shape: tuple[int, int]) -> np.ndarray:
     return planes
 
 
+def _draw_stroke(planes: np.ndarray, p: HintPoint, short: int) -> None:
+    """A stroke into the planes (3, h, w): a polyline as wide as the point's disc (at least one
+    pixel), clipped by OpenCV where it leaves the picture."""
+    _, h, w = planes.shape
+    v = np.asarray(p.stroke, np.float32) * np.array([w, h], np.float32) - 0.5
+    pts = [np.round(v * 16).astype(np.int32).reshape(-1, 1, 2)]  # 1/16 pixel, as the discs
+    thickness = max(1, int(round(2 * p.radius * short)))
+    for plane, value in zip(planes, (p.ab[0] / AB_NORM, p.ab[1] / AB_NORM, 1.0)):
+        cv2.polylines(plane, pts, False, float(value), thickness, cv2.LINE_8, 4)
+
+
 def place_hints(hints: list[Hint], y8_lightness: np.ndarray, width: int, height: int) -> list[HintPoint]:
     """Hints -> HintPoints on a frame whose L* (any size, float32 0..100) is given: each
     colour's a*b* at the L* under the hint (ab_at_lightness)."""
     if not hints:
         return []
     lh, lw = y8_lightness.shape
-    pos = [h.position(width, height) for h in hints]
-    xs = np.clip((np.array([p[0] for p in pos]) * lw).astype(int), 0, lw - 1)
-    ys = np.clip((np.array([p[1] for p in pos]) * lh).astype(int), 0, lh - 1)
-    ab = ab_at_lightness(np.array([h.rgb for h in hints]), y8_lightness[ys, xs])
+
+    def lightness(h: Hint) -> float:  # a stroke: the median L* under its vertices
+        v = h.vertices(width, height)
+        v = np.array([h.position(width, height)]) if v is None else v
+        xs = np.clip((v[:, 0] * lw).astype(int), 0, lw - 1)
+        ys = np.clip((v[:, 1] * lh).astype(int), 0, lh - 1)
+        return float(np.median(y8_lightness[ys, xs]))
+
+    ab = ab_at_lightness(np.array([h.rgb for h in hints]), np.array([lightness(h) for h in hints]))
     short = min(width, height)
-    return [
-        HintPoint(p[0], p[1], ab[i], (h.radius if h.radius is not None else default_radius(width, height)) / short)
-        for i, (h, p) in enumerate(zip(hints, pos))
-    ]
+    out = []
+    for i, h in enumerate(hints):
+        x, y = h.position(width, height)
+        r = (h.radius if h.radius is not None else default_radius(width, height)) / short
+        out.append(HintPoint(x, y, ab[i], r, h.vertices(width, height)))
+    return out
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -405,7 +466,10 @@ def dump_hints(hf: HintFile) -> str:
     doc: dict = {"hint": [], "reference": []}
     for h in hf.hints:
         d: dict = {"frame": h.frame} if h.frame is not None else {"time": h.time or 0.0}
-        d["pixel" if h.pixels else "at"] = [h.x, h.y]
+        if h.stroke is not None:
+            d["pixel_stroke" if h.pixels else "stroke"] = [[x, y] for x, y in h.stroke]
+        else:
+            d["pixel" if h.pixels else "at"] = [h.x, h.y]
         d["color"] = _hex(h.rgb)
         if h.radius is not None:
             d["radius"] = h.radius

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -86,6 +86,16 @@ class Track:
     descriptor: np.ndarray | None = None  # pinned: the features where it was given
     lost: bool = False  # pinned, between shots: waiting to be found again
     visible: bool = True
+    stroke: np.ndarray | None = None  # a stroke: its vertices (N, 2) fractions, the first at (x, y)
+
+    def point(self) -> HintPoint:
+        return HintPoint(self.x, self.y, self.ab, self.radius, self.stroke)
+
+    def move_to(self, x: float, y: float) -> None:
+        """Put the hint at (x, y), a stroke shifted with its first vertex."""
+        if self.stroke is not None:
+            self.stroke = self.stroke + np.array([x - self.x, y - self.y], np.float32)
+        self.x, self.y = x, y
 
 
 @dataclass
@@ -236,10 +246,12 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     h, w = ab.shape[:2]
     f = cv2.resize(feats, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h * w, -1)
     f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
-    px = np.array([p.x * w - 0.5 for p in points], np.float32)
-    py = np.array([p.y * h - 0.5 for p in points], np.float32)
+    # a stroke pulls from places along its whole length (HintPoint.samples); tau counts hints
+    places = [p.samples() for p in points]
+    at = np.concatenate(places)
+    px, py = at[:, 0] * w - 0.5, at[:, 1] * h - 0.5
     ix, iy = np.clip(np.rint(px), 0, w - 1).astype(int), np.clip(np.rint(py), 0, h - 1).astype(int)
-    target = np.array([p.ab for p in points], np.float32)  # (N, 2)
+    target = np.concatenate([np.repeat(np.asarray(p.ab, np.float32)[None], len(s), 0) for p, s in zip(points, places)])
     tau = float(np.clip(SPREAD_FEATURES_AT_10 * np.sqrt(10.0 / len(points)), 0.15, 1.0))
     yy, xx = _pixel_centres(h, w)
     d2 = ((xx - px) ** 2 + (yy - py) ** 2) / (SPREAD_SPACE * min(h, w)) ** 2
@@ -372,6 +384,14 @@ class HintTracker:
         code = y8[min(int(y * h), h - 1), min(int(x * w), w - 1)]
         return float(color.luma_lut(self.full_range)[code])
 
+    def _lightness_under(self, hint: Hint, y8: np.ndarray) -> float:
+        """L* under a point, or the median L* under a stroke's vertices (its colour is placed
+        at that lightness, ab_at_lightness)."""
+        v = hint.vertices(self.width, self.height)
+        if v is None:
+            return self._lightness(y8, *hint.position(self.width, self.height))
+        return float(np.median([self._lightness(y8, float(x), float(y)) for x, y in np.clip(v, 0.0, 1.0)]))
+
     def _start(self, hint: Hint, y8: np.ndarray) -> Track | None:
         x, y = hint.position(self.width, self.height)
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
@@ -380,9 +400,9 @@ class HintTracker:
                 f"{self.width}x{self.height} frame; left out"
             )
             return None
-        p = place_hints([hint], np.array([[self._lightness(y8, x, y)]], np.float32), self.width, self.height)[0]
+        p = place_hints([hint], np.array([[self._lightness_under(hint, y8)]], np.float32), self.width, self.height)[0]
         self.stats.started += 1
-        return Track(hint, p.x, p.y, p.ab, p.radius)
+        return Track(hint, p.x, p.y, p.ab, p.radius, stroke=p.stroke)
 
     def _move(self, l_lo: np.ndarray) -> bool:
         """Carry the tracks from the previous frame to this one; -> whether this frame is a cut."""
@@ -396,13 +416,21 @@ class HintTracker:
             return True
         gh, gw = l_lo.shape
         moving = [t for t in self.tracks if not t.lost]
-        if moving:  # the flow at every track at once (bilinear, edges repeated)
-            px = np.array([[t.x * gw - 0.5 for t in moving]], np.float32)
-            py = np.array([[t.y * gh - 0.5 for t in moving]], np.float32)
-            d = cv2.remap(fwd, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-            for t, x, y, (dx, dy) in zip(moving, px[0], py[0], d):
-                t.x, t.y = (float(x + dx) + 0.5) / gw, (float(y + dy) + 0.5) / gh
-                t.visible = 0.0 <= t.x <= 1.0 and 0.0 <= t.y <= 1.0
+        if moving:  # the flow at every track's point, or every vertex of a stroke, at once
+            xy = [np.array([[t.x, t.y]], np.float32) if t.stroke is None else t.stroke for t in moving]
+            at = (np.concatenate(xy) * np.array([gw, gh]) - 0.5).astype(np.float32)
+            # bilinear, edges repeated
+            d = cv2.remap(fwd, at[None, :, 0], at[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            moved = (at + d + 0.5) / np.array([gw, gh], np.float32)
+            k = 0
+            for t, v in zip(moving, xy):
+                now = moved[k : k + len(v)]
+                k += len(v)
+                t.x, t.y = float(now[0, 0]), float(now[0, 1])
+                if t.stroke is not None:
+                    t.stroke = now.copy()
+                # a stroke is on while any vertex is in the picture (drawing clips the rest)
+                t.visible = bool(np.any((now >= 0.0).all(axis=1) & (now <= 1.0).all(axis=1)))
         return False
 
     @_one_blas_thread
@@ -444,10 +472,13 @@ class HintTracker:
                 if h.until == UNTIL_PIN:
                     new_pins.append((t, t.x, t.y))
         refs = [r for r in self.references if r.ref.covers(seconds)]
-        points = [HintPoint(t.x, t.y, t.ab, t.radius) for t in self.tracks if not t.lost and t.visible]
+        points = [t.point() for t in self.tracks if not t.lost and t.visible]
         for hint, ex, ey in self.early.pop(index, []):  # carried back from where it starts
-            p = place_hints([hint], np.array([[self._lightness(y8, ex, ey)]], np.float32), self.width, self.height)[0]
-            points.append(HintPoint(ex, ey, p.ab, p.radius))
+            under = self._lightness(y8, ex, ey) if hint.stroke is None else self._lightness_under(hint, y8)
+            lightness = np.array([[under]], np.float32)
+            p = place_hints([hint], lightness, self.width, self.height)[0]
+            # a stroke's hint comes with its vertices on this frame (backward_positions)
+            points.append(HintPoint(ex, ey, p.ab, p.radius, p.stroke))
         ref_points = []
         if self.prev_feats is not None:  # the previous frame's features place the network's hints
             for r in refs:
@@ -479,12 +510,13 @@ class HintTracker:
             if not t.lost or t.descriptor is None:
                 continue
             sim, fx, fy = best_cell(feats, t.descriptor)
-            if sim >= self.pin_threshold:
-                t.x, t.y, t.lost, t.visible = fx, fy, False, True
+            if sim >= self.pin_threshold:  # a stroke is described and found by its first vertex
+                t.move_to(fx, fy)
+                t.lost, t.visible = False, True
                 gh, gw = l_lo.shape
                 lightness = 100.0 * float(l_lo[min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)])
                 t.ab = place_hints([t.hint], np.array([[lightness]], np.float32), 1, 1)[0].ab
-                points.append(HintPoint(t.x, t.y, t.ab, t.radius))
+                points.append(t.point())
                 self.stats.pins_found += 1
             elif st.cut:
                 self.stats.pins_missed += 1
@@ -518,14 +550,10 @@ def colorize_with_hints(
 
 
 def _at_start(h: Hint) -> Hint:
-    from dataclasses import replace
-
     return replace(h, time=0.0, frame=None, until=UNTIL_CUT)
 
 
 def _whole(r: Reference) -> Reference:
-    from dataclasses import replace
-
     return replace(r, start=0.0, end=float("inf"))
 
 
@@ -546,7 +574,8 @@ def backward_positions(
     numbers them), keep the current shot's L* guides, and at each hint's first frame follow
     the point backward along the flow to the shot's first frame (stopping at a cut, or after
     MAX_BACK_FRAMES). seconds_of: frame -> its time in seconds, as in the main pass.
-    -> frame index -> [(hint, x, y fractions)]. Pinned hints included; hints
+    -> frame index -> [(hint, x, y fractions)]; a stroke's hint is given with its vertices on
+    that frame (fractions), each followed back. Pinned hints included; hints
     given as pixels are turned into fractions by the caller's HintTracker (Hint.position)."""
     cfg = cfg or TemporalConfig()
     flow = _Flow(cfg.flow_scale)
@@ -568,17 +597,21 @@ def backward_positions(
         for h in starting:
             todo.remove(h)
             height, width = f.y8.shape
-            x, y = h.position(width, height)
+            v = h.vertices(width, height)
+            pts = np.array([h.position(width, height)]) if v is None else v  # a stroke: every vertex
             gh, gw = lo.shape
             for (i_prev, lo_prev), (_, lo_next) in zip(reversed(shot[:-1]), reversed(shot[1:])):
                 back = flow.flow(lo_next, lo_prev)  # each pixel of the later frame -> the earlier
                 if is_cut_after_motion(lo_next, _warp(lo_prev, flow.to_maps(back)), cfg):
                     break
-                d = _bilinear(back, x * gw - 0.5, y * gh - 0.5)
-                x, y = x + d[0] / gw, y + d[1] / gh
+                d = np.array([_bilinear(back, px * gw - 0.5, py * gh - 0.5) for px, py in pts])
+                pts = pts + d / np.array([gw, gh])
+                x, y = float(pts[0, 0]), float(pts[0, 1])
                 if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                     break
-                early.setdefault(i_prev, []).append((h, x, y))
+                # a stroke as it was on that frame, in fractions
+                there = h if v is None else replace(h, x=x, y=y, pixels=False, stroke=tuple(map(tuple, pts.tolist())))
+                early.setdefault(i_prev, []).append((there, x, y))
         if not todo:
             break
     return early

@@ -101,12 +101,18 @@ class LiveConfig:
             raise ConfigError("read timeout and GOP length must be positive")
 
 
+# vertices of a stroke drawn on the preview page (the page thins a drag to about one every 1 %
+# of the picture: a stroke across it and back needs ~200)
+MAX_STROKE = 512
+
+
 class LiveHints:
     """The colour hints of a live session: the --hints file's and those clicked on the preview
     page. The preview server's threads add and clear them, the output thread says which frame
     is shown, the colorize thread pulls them for its HintTracker; a lock keeps them apart.
 
-    A clicked hint is Hint(x, y, rgb, time=<seconds of the latest frame shown>, until='cut'):
+    A clicked hint is Hint(x, y, rgb, time=<seconds of the latest frame shown>, until='cut'), a
+    dragged one the same with the drag's points as its stroke:
     it starts on the next frame colorized. clear() ends every hint started so far at the time
     shown (until = that time, so the saved file replays the session) and bumps `version`:
     the colorize thread then starts a fresh tracker."""
@@ -124,12 +130,33 @@ class LiveHints:
         self.index = -1  # ... and its index
         self.state = "off"  # "off": the automatic model runs; "on": the hint model; "failed": no hints
 
-    def add(self, x: float, y: float, rgb: tuple[int, int, int]) -> Hint:
-        """A hint at (x, y), fractions of the frame's width and height. Raises ConfigError."""
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in (x, y)):
+    def add(self, x: float, y: float, rgb: tuple[int, int, int], stroke: list | tuple | None = None) -> Hint:
+        """A hint at (x, y), fractions of the frame's width and height; or, given `stroke`
+        ([[x, y], ...] fractions, 2 to MAX_STROKE points: a drag on the page), a stroke
+        starting at its first point (x, y are then ignored). Raises ConfigError."""
+
+        def fraction(v: object) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+
+        line = None
+        if stroke is not None:
+            if not isinstance(stroke, list | tuple) or not 2 <= len(stroke) <= MAX_STROKE:
+                raise ConfigError(f"a hint stroke is 2 to {MAX_STROKE} points [[x, y], ...], got {str(stroke)[:60]}")
+            if not all(isinstance(p, list | tuple) and len(p) == 2 and all(map(fraction, p)) for p in stroke):
+                raise ConfigError(f"hint stroke points must be [x, y] fractions in [0, 1], got {str(stroke)[:60]}")
+            line = tuple((float(p[0]), float(p[1])) for p in stroke)
+            x, y = line[0]
+        if not all(fraction(v) for v in (x, y)):
             raise ConfigError(f"hint position must be fractions in [0, 1], got x={x!r}, y={y!r}")
         with self._lock:
-            hint = Hint(float(x), float(y), tuple(int(c) for c in rgb), time=round(self.seconds, 6), until=UNTIL_CUT)
+            hint = Hint(
+                float(x),
+                float(y),
+                tuple(int(c) for c in rgb),
+                time=round(self.seconds, 6),
+                until=UNTIL_CUT,
+                stroke=line,
+            )
             self._clicked.append(hint)
             self._new.append(hint)
             self.count += 1

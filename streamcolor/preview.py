@@ -1,8 +1,9 @@
 """The live preview: a local web page with the input and the colorized output side by side,
 fps, latency, a switch for the temporal filter, and colour hints: a click on the colour
 picture opens a colour picker and sends POST /hint {"x", "y", "color"} (fractions of the
-picture, '#rrggbb'); POST /hint/clear drops them; GET /hints.toml is every hint of the
-session as a hints file (streamcolor/hints.py), to replay it (--hints).
+picture, '#rrggbb'), a drag a stroke {"stroke": [[x, y], ...], "color"}; POST /hint/clear
+drops them; GET /hints.toml is every hint of the session as a hints file
+(streamcolor/hints.py), to replay it (--hints).
 
 Bound to 127.0.0.1 unless asked otherwise: a camera feed is private, so serving it beyond
 this machine needs --allow-remote. On loopback, requests naming another Host are refused
@@ -42,7 +43,8 @@ PAGE = """<!doctype html>
 </style></head><body>
 <div class="row">
  <figure><figcaption>Input</figcaption><img id="in" alt="input"></figure>
- <figure><figcaption>streamcolor (click to give a colour hint)</figcaption><img id="out" alt="colorized"></figure>
+ <figure><figcaption>streamcolor (click or drag to give a colour hint)</figcaption>
+  <img id="out" alt="colorized" draggable="false"></figure>
 </div>
 <div id="stats">waiting for frames...</div>
 <label><input type="checkbox" id="temporal"> temporal filter (causal: steadies the colour)</label>
@@ -50,7 +52,7 @@ PAGE = """<!doctype html>
  <input type="color" id="pick" value="#c83c3c" title="hint colour (shift-click the picture to reuse it)">
  <button id="clear" type="button">clear hints</button>
  <a id="save" href="/hints.toml" download="hints.toml">save hints</a>
- <span id="hintinfo">click the colour picture, then pick the colour that point should be</span>
+ <span id="hintinfo">click the colour picture (or drag along something), then pick the colour it should be</span>
 </div>
 <script>
 const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -87,31 +89,57 @@ async function stats() {
 }
 const out = document.getElementById("out"), pick = document.getElementById("pick");
 const info = document.getElementById("hintinfo");
-let spot = null;  // where the picture was clicked, waiting for its colour
+let spot = null;  // where the picture was clicked (x, y) or dragged (stroke), waiting for its colour
+let drag = null;  // the points of a press on the picture so far
 const json = body => ({method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+const xy = v => `${v[0].toFixed(3)}, ${v[1].toFixed(3)}`;
 async function hintPost(path, body) {
   try {
     const r = await fetch(path, json(body));
     const text = await r.text();
     if (!r.ok) { info.textContent = text.trim(); return; }
     const s = JSON.parse(text);
-    info.textContent = path !== "/hint" ? "hints cleared" :
+    info.textContent = path !== "/hint" ? "hints cleared" : s.hint.stroke ?
+      `hint ${s.hints}: a stroke of ${s.hint.stroke.length} points from ${xy(s.hint.stroke[0])}: ${s.hint.color}` :
       `hint ${s.hints} at ${s.hint.x.toFixed(3)}, ${s.hint.y.toFixed(3)}: ${s.hint.color}`;
   } catch (e) { info.textContent = "the preview server does not answer"; }
 }
-out.addEventListener("click", e => {
+function at(e) {  // -> [x, y] fractions of the picture, or null when it has no size yet
   const r = out.getBoundingClientRect();
-  if (!(r.width > 0 && r.height > 0)) return;
+  if (!(r.width > 0 && r.height > 0)) return null;
   const c = v => Math.min(1, Math.max(0, v));
-  spot = {x: c((e.clientX - r.left) / r.width), y: c((e.clientY - r.top) / r.height)};
+  return [c((e.clientX - r.left) / r.width), c((e.clientY - r.top) / r.height), e.clientX, e.clientY];
+}
+out.addEventListener("mousedown", e => {
+  if (e.button !== 0) return;
+  const p = at(e);
+  if (!p) return;
+  e.preventDefault();  // no image drag-and-drop
+  drag = [p];
+});
+window.addEventListener("mousemove", e => {
+  if (!drag) return;
+  const p = at(e), last = drag[drag.length - 1];
+  // keep a point every ~1 % of the picture: a stroke stays a few hundred points at most
+  if (p && Math.hypot(p[0] - last[0], p[1] - last[1]) >= 0.01 && drag.length < 500) drag.push(p);
+});
+window.addEventListener("mouseup", e => {
+  if (!drag) return;
+  const p = at(e), pts = drag;
+  drag = null;
+  if (p) pts.push(p);
+  // a press that moved under 5 screen pixels is a click: a point; else the drag is a stroke
+  const moved = Math.max(...pts.map(q => Math.hypot(q[2] - pts[0][2], q[3] - pts[0][3])));
+  spot = moved < 5 ? {x: pts[0][0], y: pts[0][1]} : {stroke: pts.map(q => [q[0], q[1]])};
   if (e.shiftKey) { send(); return; }  // the last colour again
-  info.textContent = `pick the colour for ${spot.x.toFixed(3)}, ${spot.y.toFixed(3)}`;
+  info.textContent = spot.stroke ? `pick the colour for the stroke of ${spot.stroke.length} points` :
+    `pick the colour for ${spot.x.toFixed(3)}, ${spot.y.toFixed(3)}`;
   try { pick.showPicker(); } catch (err) { pick.click(); }
 });
 function send() {
   if (!spot) return;
   const s = spot; spot = null;
-  hintPost("/hint", {x: s.x, y: s.y, color: pick.value});
+  hintPost("/hint", {...s, color: pick.value});
 }
 pick.addEventListener("change", send);
 document.getElementById("clear").onclick = () => { spot = null; hintPost("/hint/clear", {}); };
@@ -313,7 +341,7 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._bad("bad Content-Length")
                 return
-            if length > 4096:
+            if length > 65536:  # a stroke of MAX_STROKE points fits
                 self._bad("request too long")
                 return
             raw = self.rfile.read(length) if length > 0 else b""
@@ -326,8 +354,11 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
             except ValueError as e:
                 self._bad(f"bad JSON: {e}")
                 return
-            if not isinstance(body, dict) or not {"x", "y", "color"} <= set(body):
-                self._bad('a hint is a JSON object {"x": 0..1, "y": 0..1, "color": "#rrggbb"}')
+            if not isinstance(body, dict) or not ({"x", "y", "color"} <= set(body) or {"stroke", "color"} <= set(body)):
+                self._bad(
+                    'a hint is a JSON object {"x": 0..1, "y": 0..1, "color": "#rrggbb"} '
+                    'or {"stroke": [[x, y], ...], "color": "#rrggbb"}'
+                )
                 return
             try:
                 rgb = parse_color(body["color"])
@@ -335,7 +366,7 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                 self._bad(f"hint color {e}")
                 return
             try:
-                hint = hints.add(body["x"], body["y"], rgb)
+                hint = hints.add(body.get("x", 0.0), body.get("y", 0.0), rgb, body.get("stroke"))
             except ConfigError as e:
                 self._bad(str(e))
                 return
@@ -343,6 +374,8 @@ def _handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                 "hints": hints.count,
                 "hint": {"x": hint.x, "y": hint.y, "color": "#{:02x}{:02x}{:02x}".format(*hint.rgb), "time": hint.time},
             }
+            if hint.stroke is not None:
+                answer["hint"]["stroke"] = [list(v) for v in hint.stroke]
             self._send(200, json.dumps(answer).encode(), "application/json")
 
     return Handler

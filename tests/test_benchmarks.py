@@ -214,3 +214,29 @@ def test_sequence_speed_tiny(tmp_path):
     assert result["output"] == "FFV1 yuv420p16le in Matroska (transcode-only: yuv420p16le)"
     assert result["streamcolor_fps"] > 0 and result["transcode_only_fps"] > 0 and result["ratio_to_transcode"] > 0
     assert json.loads(out.read_text())["input"]["size"] == [96, 64]
+
+
+def test_hint_leak_tiny(tmp_path):
+    """The leak benchmark on made-up composited objects: the figures exist and are sane."""
+    from benchmarks import hint_leak
+    from streamcolor.model import HINTS_MODEL
+
+    out = tmp_path / "leak.json"
+    res = hint_leak.main(["--model", str(HINTS_MODEL), "--source", "generated", "--objects", "2", "--out", str(out)])
+    for what in ("network", "spread"):
+        s = res["summary"][what]
+        assert s["objects"] == 2 and s["inside"] > 0 and s["outside"] >= 0
+        assert s["leak_of_means"] == pytest.approx(s["outside"] / s["inside"])
+    assert set(res["psnr_hints_from_truth"]) == {"0", "1", "2", "5", "10"}
+    saved = json.loads(out.read_text())
+    assert saved["machine"]["cores"] and len(saved["objects"]) == 2
+
+
+def test_composite_keeps_the_object():
+    from benchmarks.hint_leak import composite
+
+    obj = np.full((8, 8, 3), 200, np.uint8)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 3:6] = True
+    out = composite(obj, mask, np.zeros((16, 16, 3), np.uint8))
+    assert (out[mask] == 200).all() and (out[~mask] == 0).all()

@@ -92,6 +92,11 @@ def test_hints_file_reads_every_field_and_round_trips(tmp_path):
         ("\nhint = 5\n", 2, "'hint' must be [[hint]] tables"),
         ('[[hint]]\nat = [0.5, 0.5]\npixel = [3, 4]\ncolor = "red"\n', 3, "'pixel' and 'at' both given"),
         ('[[hint]]\nat = [0.5, 0.5]\ncolor = "red"\ncolour = "blue"\n', 4, "'colour' and 'color' both given"),
+        ('[[hint]]\nstroke = [[0.5, 0.5]]\ncolor = "red"\n', 2, "'stroke' must be a list of at least 2 points"),
+        ('[[hint]]\ncolor = "red"\nstroke = [[0.5, 0.5], [1.2, 0.5]]\n', 3, "'stroke' must be fractions in [0, 1]"),
+        ('[[hint]]\nstroke = [[0.5, 0.5], [0.6]]\ncolor = "red"\n', 2, "'stroke' must be [x, y]"),
+        ('[[hint]]\nat = [0.5, 0.5]\nstroke = [[0.1, 0.1], [0.2, 0.2]]\ncolor = "red"\n', 3, "'stroke' and 'at' both"),
+        ('[[hint]]\npixel_stroke = [[5, 5], [-1, 2]]\ncolor = "red"\n', 2, "'pixel_stroke' must be pixels >= 0"),
     ],
 )
 def test_bad_hints_files_name_the_line_and_field_in_one_line(tmp_path, text, line, words):
@@ -137,6 +142,63 @@ def test_hint_planes_hold_ab_over_110_and_the_mask_in_the_disc():
     tiny = hint_planes([HintPoint(0.5, 0.5, np.array([1.0, 1.0]), 0.0)], (32, 64))
     assert tiny[2].sum() == 1  # at least one pixel
     assert hint_planes([HintPoint(1.5, 0.5, np.array([1.0, 1.0]), 0.1)], (32, 64)).sum() == 0  # outside
+
+
+STROKES = """
+[[hint]]
+stroke = [[0.1, 0.2], [0.5, 0.25], [0.9, 0.2]]
+color = "navy"
+
+[[hint]]
+frame = 3
+pixel_stroke = [[4, 5], [40, 50]]
+color = "#ffcc00"
+until = "pin"
+"""
+
+
+def test_strokes_read_and_round_trip(tmp_path):
+    a, b = parse_hints(STROKES, tmp_path / "h.toml").hints
+    assert a.stroke == ((0.1, 0.2), (0.5, 0.25), (0.9, 0.2)) and (a.x, a.y, a.pixels) == (0.1, 0.2, False)
+    assert b.stroke == ((4.0, 5.0), (40.0, 50.0)) and b.pixels and b.until == "pin"
+    np.testing.assert_allclose(b.vertices(80, 100), [[4.5 / 80, 5.5 / 100], [40.5 / 80, 50.5 / 100]])
+    text = dump_hints(HintFile((a, b)))
+    assert "stroke = [" in text and "pixel_stroke = [" in text
+    strip = lambda h: h.__class__(**{**h.__dict__, "line": 0})  # noqa: E731
+    assert [strip(h) for h in parse_hints(text).hints] == [strip(a), strip(b)]
+
+
+def test_a_stroke_is_drawn_along_its_whole_line_as_wide_as_a_point():
+    p = HintPoint(0.1, 0.5, np.array([40.0, 10.0]), 2.0 / 32, np.array([[0.1, 0.5], [0.9, 0.5]], np.float32))
+    planes = hint_planes([p], (32, 64))
+    assert planes[2, 15:17, 8:57].min() == 1.0  # the whole line, not just its ends
+    assert 3 <= planes[2, :, 32].sum() <= 6  # about the disc's width across it
+    np.testing.assert_allclose(planes[0][planes[2] > 0], 40.0 / AB_NORM)
+
+
+def test_a_stroke_colours_the_picture_along_its_whole_length(hint_colorizer):
+    from streamcolor.hints_video import colorize_with_hints
+
+    y8 = _moving_square(1, size=(96, 160))[0]
+    y8[20:36, 10:150] = 170  # a long bar: the stroke runs along it
+    hint = parse_hints('[[hint]]\nstroke = [[0.1, 0.29], [0.9, 0.29]]\ncolor = "#2040c0"\n').hints[0]
+    auto = hint_colorizer.predict_features([hint_colorizer.network_input(y8, True)])[0][0]
+    lab = hint_colorizer._lab_at(y8, colorize_with_hints(y8, hint_colorizer, HintFile((hint,))), y8.shape, True)
+    lab0 = hint_colorizer._lab_at(y8, auto, y8.shape, True)
+    want = ab_at_lightness(np.array([hint.rgb]), [float(lab[28, 80, 0])])[0]
+    for x in (20, 50, 80, 110, 140):  # ends and middle alike
+        assert np.linalg.norm(lab[28, x, 1:] - want) < 12, (x, lab[28, x, 1:], want)
+        assert np.linalg.norm(lab[28, x, 1:] - lab0[28, x, 1:]) > 15  # changed from the automatic colour
+
+
+def test_a_stroke_follows_its_object_along_the_flow(hint_colorizer):
+    frames = _moving_square(10)
+    stroke = ((26 / 160, 56 / 120), (44 / 160, 74 / 120))  # across the square, corner to corner
+    hint = Hint(x=stroke[0][0], y=stroke[0][1], rgb=(200, 0, 0), stroke=stroke)
+    tr, _ = _track(hint_colorizer, frames, HintFile((hint,)))
+    (t,) = tr.tracks
+    np.testing.assert_allclose(t.stroke * [160, 120], [[26 + 27, 56], [44 + 27, 74]], atol=4)
+    assert (t.x, t.y) == (t.stroke[0, 0], t.stroke[0, 1])
 
 
 def _moving_square(n: int, size=(120, 160), step: int = 3, cut_at: int | None = None) -> list[np.ndarray]:
@@ -275,6 +337,32 @@ def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_co
         got.append(tr.planes(i, i / 25.0, y8, lo, x.shape[1:]) is not None)
         tr.observe(hint_colorizer.predict_features([x])[1][0])
     assert got == [False] * 3 + [True] * 11
+
+
+def test_a_stroke_is_carried_back_vertex_by_vertex_and_a_pinned_one_found_again_whole(hint_colorizer):
+    from types import SimpleNamespace
+
+    from streamcolor.hints_video import backward_positions
+
+    frames = _moving_square(14, cut_at=3)  # shot 2: frames 3..13, the square at rows 10-40
+    start = ((26 + 27) / 160, 14 / 120), ((44 + 27) / 160, 36 / 120)  # across the square on frame 9
+    hint = Hint(x=start[0][0], y=start[0][1], rgb=(200, 0, 0), time=None, frame=9, stroke=start)
+    items = [SimpleNamespace(y8=f, index=i, pts=i) for i, f in enumerate(frames)]
+    early = backward_positions(iter(items), lambda f: f.pts / 25.0, HintFile((hint,)), hint_colorizer, True)
+    assert sorted(early) == [3, 4, 5, 6, 7, 8]
+    ((there, x, y),) = early[4]
+    assert (there.x, there.y) == (x, y) and not there.pixels
+    np.testing.assert_allclose(np.array(there.stroke) * [160, 120], [[26 + 12, 14], [44 + 12, 36]], atol=4)
+
+    frames = _moving_square(14, cut_at=7)
+    stroke = ((28 / 160, 58 / 120), (42 / 160, 72 / 120))  # on the square, which comes back after the cut
+    pin = Hint(x=stroke[0][0], y=stroke[0][1], rgb=(0, 0, 255), until="pin", stroke=stroke)
+    tr, _ = _track(hint_colorizer, frames[:8], HintFile((pin,)))
+    assert tr.stats.pins_found == 1
+    (t,) = tr.tracks
+    # moved whole: its shape as the flow left it before the cut (within a pixel or so)
+    np.testing.assert_allclose((t.stroke[1] - t.stroke[0]) * [160, 120], [14, 14], atol=2)
+    assert (t.x, t.y) == tuple(t.stroke[0])
 
 
 def test_what_the_network_left_of_a_hint_spreads_over_its_region_not_across():

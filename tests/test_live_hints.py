@@ -94,6 +94,10 @@ def test_hint_routes_take_a_click_refuse_bad_requests_and_save_the_session():
             ({"x": float("nan"), "y": 0.2, "color": "#ff0000"}, "position"),
             ({"x": 0.2, "color": "#ff0000"}, "JSON object"),
             ([0.2, 0.2, "#ff0000"], "JSON object"),
+            ({"stroke": [[0.2, 0.2]], "color": "#ff0000"}, "2 to 512 points"),
+            ({"stroke": [[0.2, 0.2], [1.2, 0.3]], "color": "#ff0000"}, "fractions in [0, 1]"),
+            ({"stroke": [[0.2, 0.2], [0.3]], "color": "#ff0000"}, "fractions in [0, 1]"),
+            ({"stroke": "0.2 0.2", "color": "#ff0000"}, "2 to 512 points"),
         ]
         for request, why in bad:
             code, body = post(server.url + "hint", request)
@@ -115,8 +119,11 @@ def test_hint_routes_take_a_click_refuse_bad_requests_and_save_the_session():
         controls.hints.shown(2.0, 50)
         code, _ = post(server.url + "hint", {"x": 0.5, "y": 0.5, "color": "firebrick"})
         assert code == 200 and controls.hints.count == 2
+        code, body = post(server.url + "hint", {"stroke": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.4]], "color": "#0000ff"})
+        assert code == 200 and json.loads(body)["hint"]["stroke"] == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.4]]
+        assert controls.hints.session().hints[-1].stroke == ((0.1, 0.2), (0.3, 0.4), (0.5, 0.4))
         code, stats = fetch(server.url + "stats")
-        assert json.loads(stats)["hints"] == 2
+        assert json.loads(stats)["hints"] == 3
 
         code, text = fetch(server.url + "hints.toml")
         assert code == 200
@@ -129,7 +136,7 @@ def test_hint_routes_take_a_click_refuse_bad_requests_and_save_the_session():
         assert code == 200 and json.loads(body)["hints"] == 0 and controls.hints.count == 0
         code, text = fetch(server.url + "hints.toml")
         # cleared hints end when they were cleared: the file replays the session
-        assert [(h.time, h.until) for h in parse_hints(text.decode()).hints] == [(1.5, 3.0), (2.0, 3.0)]
+        assert [(h.time, h.until) for h in parse_hints(text.decode()).hints] == [(1.5, 3.0), (2.0, 3.0), (2.0, 3.0)]
 
 
 def test_clear_ends_the_hints_shown_and_keeps_a_files_later_ones():
@@ -414,6 +421,21 @@ class Chromium:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 
+    def drag(self, points: list[tuple[float, float]]) -> None:
+        """Press at the first point, move through the others, release at the last."""
+        (x0, y0), *rest = points
+        self.send(
+            "Input.dispatchMouseEvent", {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "clickCount": 1}
+        )
+        for x, y in rest:
+            self.send(
+                "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1}
+            )
+        x, y = points[-1]
+        self.send(
+            "Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x, "y": y, "button": "left", "clickCount": 1}
+        )
+
     def close(self) -> None:
         try:
             self.send("Browser.close", timeout=5)
@@ -486,6 +508,23 @@ def test_clicking_the_output_in_a_headless_browser_gives_a_hint(tmp_path, colori
             browser.wait_for("document.getElementById('hintinfo').textContent === 'hints cleared'", 5)
             assert controls.hints.count == 0
             browser.wait_for("document.getElementById('stats').textContent.includes('0 hints')", 5)
+
+            # a drag is a stroke along the points it passed
+            browser.drag([(left + f * width, top + (0.2 + 0.5 * f) * height) for f in np.linspace(0.1, 0.6, 12)])
+            browser.wait_for("document.getElementById('hintinfo').textContent.includes('the stroke of')", 5)
+            browser.js(
+                "(() => { const p = document.getElementById('pick'); p.value = '#0000ff';"
+                " p.dispatchEvent(new Event('change', {bubbles: true})); })()"
+            )
+            end = time.monotonic() + 5
+            while controls.hints.count == 0 and time.monotonic() < end:
+                time.sleep(0.05)
+            stroke = controls.hints.session().hints[-1]
+            assert stroke.rgb == (0, 0, 255) and len(stroke.stroke) >= 6
+            assert stroke.stroke[0] == pytest.approx((0.1, 0.25), abs=0.01)
+            assert stroke.stroke[-1] == pytest.approx((0.6, 0.5), abs=0.01)
+            text = browser.js("fetch(document.getElementById('save').href).then(r => r.text())")
+            assert plain(parse_hints(text).hints[-1]) == stroke
         finally:
             browser.close()
             stop.set()

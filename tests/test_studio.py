@@ -459,3 +459,34 @@ def test_page_in_a_headless_browser_click_hint_next_shot_render(clip, tmp_path):
 
 def centre(b: list[float]) -> tuple[float, float]:
     return b[0] + b[2] / 2, b[1] + b[3] / 2
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium here (.ci/run installs Debian's chromium as root)")
+def test_a_drag_on_the_frame_gives_a_stroke_saved_drawn_and_carried(clip, tmp_path):
+    film = tmp_path / "reel.mp4"
+    film.write_bytes(clip.read_bytes())
+    with Studio(film, threads=2) as st, StudioServer(st, 0) as server:
+        browser = Chromium(find_chromium(), str(tmp_path / "profile"))
+        try:
+            browser.open(server.url)
+            browser.wait_for("document.getElementById('status').dataset.firstFrame === '1'", 30)
+            browser.wait_for("document.querySelectorAll('.shot').length === 2", 30)
+            gray = request(server.url + "api/frame?frame=0&view=gray")[1]
+            hexc, want = hint_colour(float(lab_at(gray, 0.35, SPOT[1])[0]))
+            browser.js(f"document.getElementById('pick').value = '{hexc}'")
+            left, top, width, height = box(browser, "#frame")
+            # along the ground, left to right
+            browser.drag([(left + f * width, top + SPOT[1] * height) for f in np.linspace(0.1, 0.6, 12)])
+            browser.wait_for("document.getElementById('frame').dataset.version === '1'", 20)
+            (hint,) = parse_hints(default_hints_path(film).read_text()).hints  # saved as a stroke
+            assert len(hint.stroke) >= 6 and hint.frame == 0
+            assert hint.stroke[0] == pytest.approx((0.1, SPOT[1]), abs=0.01)
+            assert hint.stroke[-1] == pytest.approx((0.6, SPOT[1]), abs=0.01)
+            assert browser.js("document.querySelectorAll('#strokes polyline').length") == 1
+            assert browser.js("document.querySelectorAll('.marker').length") == 1
+            assert delta_e(shown_lab(browser, 0.35, SPOT[1]), want) <= 10  # coloured along it, not only at its ends
+            # on a later frame of the shot it is there, every vertex carried
+            row = st.hints_json(5)["hints"][0]
+            assert row["stroke"] and len(row["shown_stroke"]) == len(hint.stroke)
+        finally:
+            browser.close()

@@ -359,9 +359,24 @@ class Studio:
         with self._flow_lock:
             return self.film.carry(x, y, src, dst, self._flow)
 
+    def _moved(self, h: Hint, x: float, y: float, at: tuple[float, float], src: int, dst: int | None) -> Hint:
+        """h (its first point (x, y) on frame src) put at `at` on frame dst, in fractions; a
+        stroke's other vertices carried along the flow too (dst None, a pin found again: moved
+        with the first vertex, as the render's tracker moves it; so is a vertex that leaves)."""
+        v = h.vertices(self.film.width, self.film.height)
+        if v is None:
+            return replace(h, x=at[0], y=at[1], pixels=False)
+        dx, dy = at[0] - x, at[1] - y
+        pts = [(float(at[0]), float(at[1]))]
+        for vx, vy in v[1:].tolist():
+            c = self._carried(vx, vy, src, dst) if dst is not None and dst != src else None
+            pts.append(c if c is not None else (vx + dx, vy + dy))
+        return replace(h, x=at[0], y=at[1], pixels=False, stroke=tuple(pts))
+
     def placed_hints(self, index: int, hints: HintFile | None = None) -> list[tuple[int, Hint, float, float]]:
-        """The hints shown on frame `index`: (hint number in the file, hint, x, y fractions
-        where it is on this frame). See the module docstring for the rule."""
+        """The hints shown on frame `index`: (hint number in the file, the hint as placed on
+        this frame (fractions; a stroke with its vertices there), x, y fractions where it is on
+        this frame). See the module docstring for the rule."""
         hints = hints if hints is not None else self.doc.snapshot()[0]
         shot = self.film.shot_of(index)
         seconds = self.film.time_of(index)
@@ -377,15 +392,18 @@ class Studio:
             if hshot.index == shot.index:
                 if h.ended(seconds):
                     continue
+                dst = index
                 at = (x, y) if start == index else self._carried(x, y, start, index)
             elif isinstance(h.until, float) and index > hshot.start and not h.ended(seconds):
-                at = self._carried(x, y, start, hshot.end - 1)  # kept where it was at the cut
+                dst = hshot.end - 1
+                at = self._carried(x, y, start, dst)  # kept where it was at the cut
             elif h.until == UNTIL_PIN and index > hshot.start:
+                dst = None
                 at = self.find_pin(h, start, x, y, index)
             else:
                 continue
             if at is not None:
-                out.append((k, h, at[0], at[1]))
+                out.append((k, self._moved(h, x, y, at, start, dst), at[0], at[1]))
         return out
 
     def features(self, index: int) -> np.ndarray:
@@ -434,12 +452,13 @@ class Studio:
                 x, y = h.position(self.film.width, self.film.height)
                 at = self._carried(x, y, start, hshot.end - 1) if hshot else (x, y)
                 if at is not None:
-                    keep.append(replace(h, x=at[0], y=at[1], pixels=False, frame=shot.start, time=None))
+                    moved = self._moved(h, x, y, at, start, hshot.end - 1 if hshot else start)
+                    keep.append(replace(moved, frame=shot.start, time=None))
             elif start < shot.start and h.until == UNTIL_PIN:
                 x, y = h.position(self.film.width, self.film.height)
                 at = self.find_pin(h, start, x, y, shot.start)
                 if at is not None:
-                    keep.append(replace(h, x=at[0], y=at[1], pixels=False, frame=shot.start, time=None))
+                    keep.append(replace(self._moved(h, x, y, at, start, None), frame=shot.start, time=None))
         return HintFile(tuple(keep), hints.references)
 
     # ---- frames -------------------------------------------------------------------------
@@ -480,26 +499,30 @@ class Studio:
         return (rgb[..., ::-1] * 255.0 + 0.5).astype(np.uint8)
 
     def hints_json(self, index: int | None = None) -> dict:
-        """The hints for the page: each with its fields (x, y fractions, '#rrggbb', frame
-        index it starts on, until, radius pixels or None, its line in the file) and, for frame
-        `index`, where it is on that frame (null where it is not shown)."""
+        """The hints for the page: each with its fields (x, y fractions, a stroke's vertices
+        [[x, y], ...] fractions or null, '#rrggbb', frame index it starts on, until, radius
+        pixels or None, its line in the file) and, for frame `index`, where it is on that frame
+        (shown: [x, y], shown_stroke: a stroke's vertices there; null where it is not shown)."""
         hints, version = self.doc.snapshot()
-        on = {k: (x, y) for k, _, x, y in self.placed_hints(index, hints)} if index is not None else {}
+        on = {k: (x, y, p.stroke) for k, p, x, y in self.placed_hints(index, hints)} if index is not None else {}
         base = self.doc.path.parent.resolve()
         rows = []
         for k, h in enumerate(hints.hints):
             x, y = h.position(self.film.width, self.film.height)
+            v = h.vertices(self.film.width, self.film.height)
             rows.append(
                 {
                     "id": k,
                     "x": x,
                     "y": y,
+                    "stroke": None if v is None else v.tolist(),
                     "color": "#{:02x}{:02x}{:02x}".format(*h.rgb),
                     "frame": self.start_index(h),
                     "until": h.until,
                     "radius": h.radius,
                     "line": h.line,
-                    "shown": list(on[k]) if k in on else None,
+                    "shown": list(on[k][:2]) if k in on else None,
+                    "shown_stroke": [list(p) for p in on[k][2]] if k in on and on[k][2] is not None else None,
                 }
             )
         refs = []
