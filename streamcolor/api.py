@@ -109,7 +109,7 @@ def make_colorizer(cfg: ColorizeConfig) -> Colorizer:
         raise ConfigError(f"model {Path(cfg.model).name} takes no hints; leave out --model to use the hint model")
     engine = create_engine(cfg.backend, card, cfg.threads, getattr(cfg, "precision", None))
     if hasattr(engine, "run_tensor") and not card.hints:  # hint models: frames on the CPU
-        from streamcolor.engines.gpu_frames import TorchColorizer
+        from streamcolor.gpu_colorizer import TorchColorizer
 
         return TorchColorizer(engine, card, vividness=cfg.vividness)
     return Colorizer(engine, card, vividness=cfg.vividness)

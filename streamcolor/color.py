@@ -134,7 +134,7 @@ def rgb8_to_gray8(rgb8: np.ndarray) -> np.ndarray:
 
 
 # -- Y'CbCr chroma maths shared by the CPU colorizer (colorizer.py) and the GPU one
-# (engines/gpu_frames.py): one home, so the two cannot drift apart.
+# (gpu_colorizer.py): one home, so the two cannot drift apart.
 
 
 @functools.cache

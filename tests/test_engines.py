@@ -26,9 +26,9 @@ from streamcolor.source import VideoSource, nvdec_name, nvidia_driver_present
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (pip install torch)")
 pytest.importorskip("onnx", reason="the PyTorch backend reads the ONNX graph with the onnx package")
 
-from streamcolor.engines.gpu_frames import TorchColorizer  # noqa: E402
 from streamcolor.engines.onnx_torch import OnnxModule  # noqa: E402
 from streamcolor.engines.torch_engine import TorchEngine  # noqa: E402
+from streamcolor.gpu_colorizer import TorchColorizer  # noqa: E402
 
 CARD = load_card(DEFAULT_MODEL)
 # FP16 bound, stated in the README: max |FP16 - FP32| <= 5% of the largest |FP32| output

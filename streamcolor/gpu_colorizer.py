@@ -1,4 +1,5 @@
-"""Frames kept on the GPU: the Colorizer's per-frame work in PyTorch on the engine's device.
+"""Frames kept on the GPU: the Colorizer's per-frame work in PyTorch on the engine's device
+(made by api.make_colorizer for the torch and TensorRT engines, which have run_tensor()).
 
 The luma plane goes up once per frame (cached for the three uses: network input, the
 temporal filter's guide, the chroma planes); resize, normalisation, the engine, the
