@@ -28,7 +28,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -37,17 +36,11 @@ from pathlib import Path
 
 import av
 
-from streamcolor.api import (
-    IMAGE_SUFFIXES,
-    ColorizeConfig,
-    colorize_image_file,
-    colorize_video,
-    describe,
-    make_colorizer,
-)
-from streamcolor.errors import ConfigError, InputError, OutputError, StreamcolorError
+from streamcolor.api import IMAGE_SUFFIXES, ColorizeConfig
+from streamcolor.batch_jobs import BatchConfig, Job, JobResult, colorizer_for, run_job
+from streamcolor.errors import InputError, OutputError, StreamcolorError
 from streamcolor.sequence import FRAME_CODECS, find_frames, frames_from_pattern, frames_in_folder, is_pattern
-from streamcolor.shots import Piece, ShotPlan, chunk_folder, colorize_piece, join_pieces, piece_path, plan_shots
+from streamcolor.shots import ShotPlan, chunk_folder, join_pieces, piece_path, plan_shots
 from streamcolor.sink import partial_path
 
 # Containers FFmpeg reads that hold film and video (a folder scan takes these; a file named
@@ -57,38 +50,8 @@ VIDEO_SUFFIXES = {
     ".vob", ".mxf", ".dv", ".flv", ".wmv", ".asf", ".ogv", ".3gp", ".y4m", ".nut",
 }  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
-CONTAINERS = ("mp4", "mkv", "mov", "avi")
 RECORD_NAME = "streamcolor-batch.jsonl"
 LOCK_NAME = ".streamcolor-batch.lock"
-KINDS = ("auto", "video", "image")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input and where its output goes; frames is an estimate for progress (0: unknown)."""
-
-    src: Path
-    out: Path
-    kind: str  # "video" | "image" | "piece" (frames of a video, --split-shots)
-    frames: int = 0
-    piece: Piece | None = None
-
-
-@dataclass
-class JobResult:
-    """One line of the record."""
-
-    input: str
-    output: str
-    status: str  # "done" | "failed" | "skipped"
-    frames: int = 0
-    seconds: float = 0.0
-    fps: float = 0.0
-    backend: str = ""
-    error: str = ""
-    host: str = ""
-    gpu: str = ""  # CUDA_VISIBLE_DEVICES of the worker that ran it ('' when not set)
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,35 +98,6 @@ class BatchInterrupted(StreamcolorError):
     def __init__(self, summary: BatchSummary):
         super().__init__("interrupted")
         self.summary = summary
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    """colorize: the same settings `streamcolor video` takes. container: the outputs' video
-    container (extension). kind: auto (videos and photos told apart by extension), video, image.
-    workers: local processes (None: default_workers()). gpus: device ids handed out one per
-    worker (CUDA_VISIBLE_DEVICES). ray: None (local), 'auto', 'local' or a cluster address."""
-
-    colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
-    container: str = "mp4"
-    kind: str = "auto"
-    overwrite: bool = False
-    workers: int | None = None
-    gpus: tuple[str, ...] = ()
-    ray: str | None = None
-    split_shots: bool = False  # cut each video at scene cuts into pieces colorized at once
-
-    def __post_init__(self) -> None:
-        if self.container not in CONTAINERS:
-            raise ConfigError(f"unknown container '{self.container}'; choose one of: {', '.join(CONTAINERS)}")
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown kind '{self.kind}'; choose one of: {', '.join(KINDS)}")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}")
-        if self.split_shots and self.colorize.deflicker:
-            raise ConfigError("--split-shots cannot be used with --deflicker (its correction runs across shots)")
-        if self.gpus and self.ray:
-            raise ConfigError("--gpus is for local workers; on Ray each task asks the cluster for one GPU")
 
 
 def default_workers(cfg: ColorizeConfig, gpus: tuple[str, ...] = ()) -> int:
@@ -373,64 +307,6 @@ def estimate_frames(job: Job) -> int:
         return 0
     except StreamcolorError:  # a pattern whose frames went away
         return 0
-
-
-# ---------------------------------------------------------------- one job (in a worker)
-
-_colorizers: dict[tuple, object] = {}  # one engine per worker process, built on its first job
-
-
-def _colorizer_for(cfg: ColorizeConfig):
-    key = (cfg.model, cfg.backend, cfg.threads, cfg.precision, cfg.vividness)
-    if key not in _colorizers:
-        _colorizers[key] = make_colorizer(cfg)
-    return _colorizers[key]
-
-
-def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | None = None) -> JobResult:
-    """Colorize one job; a refused or broken input becomes a failed result, not an exception.
-    KeyboardInterrupt goes through (the sink deletes its partial file on the way)."""
-    where = dict(host=socket.gethostname(), gpu=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    start = time.perf_counter()
-    warnings: list[str] = []
-    try:
-        colorizer = _colorizer_for(cfg)
-        job.out.parent.mkdir(parents=True, exist_ok=True)
-        if job.kind == "image":
-            colorize_image_file(job.src, job.out, colorizer)
-            frames, backend = 1, describe(colorizer)
-        elif job.kind == "piece":
-            summary = colorize_piece(job.src, job.out, job.piece, cfg, colorizer, warn=warnings.append)
-            frames, backend = summary.frames, summary.backend
-        else:
-            progress = (lambda p: on_frames(p.frames)) if on_frames else None
-            # The driver dispatches a job with a finished output only under --overwrite; the old
-            # file stays until the new one replaces it.
-            summary = colorize_video(
-                job.src, job.out, cfg, progress, warn=warnings.append, colorizer=colorizer, overwrite=True
-            )
-            frames, backend = summary.frames, summary.backend
-    except StreamcolorError as e:
-        return JobResult(str(job.src), str(job.out), "failed", error=str(e), warnings=warnings, **where)
-    except (OSError, av.FFmpegError) as e:
-        reason = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
-        return JobResult(str(job.src), str(job.out), "failed", error=reason, warnings=warnings, **where)
-    except Exception as e:  # a bug must not stop the other files; the record keeps it
-        reason = f"internal error: {e!r}"
-        return JobResult(str(job.src), str(job.out), "failed", error=reason, warnings=warnings, **where)
-    seconds = time.perf_counter() - start
-    fps = frames / seconds if seconds > 0 else 0.0
-    return JobResult(
-        str(job.src),
-        str(job.out),
-        "done",
-        frames,
-        round(seconds, 3),
-        round(fps, 2),
-        backend,
-        warnings=warnings,
-        **where,
-    )
 
 
 # ---------------------------------------------------------------- local worker processes
@@ -799,7 +675,7 @@ def run_batch(
             elif cfg.ray:
                 from streamcolor.batch_ray import run_on_ray
 
-                run_on_ray(jobs, cfg, tracker)
+                run_on_ray(jobs, cfg, tracker.finish)
             else:
                 _run_local(jobs, cfg, min(workers, len(jobs)), tracker)
         except KeyboardInterrupt:
@@ -819,7 +695,7 @@ def _split_shots(
     split safely, or has a single shot, stays one job. Pieces finished by an earlier run (their
     files exist: written through partial files too) are not run again.
     -> (jobs, job -> file for unsplit files, job -> split, every split)."""
-    colorizer = _colorizer_for(cfg.colorize)  # the cut test needs the network's grid only
+    colorizer = colorizer_for(cfg.colorize)  # the cut test needs the network's grid only
     jobs: list[Job] = []
     file_of: dict[int, int] = {}
     by_job: dict[int, _Split] = {}

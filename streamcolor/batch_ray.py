@@ -11,6 +11,7 @@ running ones get a KeyboardInterrupt, so their sinks delete the partial files.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 try:
     import ray
@@ -19,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     ray = None
 
 from streamcolor.api import ColorizeConfig
-from streamcolor.batch import BatchConfig, Job, JobResult, _Tracker, run_job
+from streamcolor.batch_jobs import BatchConfig, Job, JobResult, run_job
 from streamcolor.errors import NotAvailableError
 
 GPU_BACKENDS = ("torch", "tensorrt")
@@ -61,7 +62,9 @@ def task_slots(cfg: BatchConfig) -> int:
     return max(1, int(resources.get("CPU", 1)) // (cfg.colorize.threads or 1))
 
 
-def run_on_ray(todo: list[Job], cfg: BatchConfig, tracker: _Tracker) -> None:
+def run_on_ray(todo: list[Job], cfg: BatchConfig, finish: Callable[[int, JobResult], None]) -> None:
+    """Each job of todo a Ray task; finish(index in todo, result) is called on this process as
+    each one ends (the driver's record and progress)."""
     connect(cfg.ray)
     colorize = cfg.colorize
     gpu = _wants_gpu(cfg)
@@ -86,14 +89,14 @@ def run_on_ray(todo: list[Job], cfg: BatchConfig, tracker: _Tracker) -> None:
                 except ray.exceptions.RayError as e:  # the worker or node died, after one retry
                     reason = f"the Ray task died twice ({type(e).__name__}: out of memory? node lost?)"
                     result = _failed(todo[i], reason)
-                tracker.finish(i, result)
+                finish(i, result)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)  # not force: a running task gets KeyboardInterrupt and cleans up
         ready, _ = ray.wait(pending, num_returns=len(pending), timeout=10.0)
         for ref in ready:  # those that finished before the cancel reached them
             try:
-                tracker.finish(refs[ref], ray.get(ref))
+                finish(refs[ref], ray.get(ref))
             except ray.exceptions.RayError:
                 pass
         raise
