@@ -136,11 +136,17 @@ def test_reconnects_after_the_sender_restarts_and_output_keeps_going(tmp_path, c
     assert s.reconnects >= 1
     assert any("input lost" in w for w in warnings) and any("input back" in w for w in warnings)
     assert s.held >= 1  # the last picture was repeated while the input was away
+    # Both sessions decoded whole (80 frames sent). How many of them are colorized is the
+    # machine's spare CPU, not reconnection: latency mode drops what arrives in a burst (the
+    # ~0.8 s a (re)open reads while probing, a sender starved on a loaded machine catching up).
+    assert s.frames_in >= 70, s
+    second = [i for i in s.stats.indices if i >= s.frames_in - 40]  # the restarted sender's pictures
+    assert second and len(second) < s.frames_out, s  # both sessions reached the output, not only held repeats
     video = read_video(out)
     times = video["times"]
+    assert len(times) == s.frames_out + s.held  # every picture colorized or repeated is in the file
     assert all(b > a for a, b in zip(times, times[1:]))  # one clean stream across the outage
     assert times[-1] - times[0] > 3.0  # covers both sessions and the gap between them
-    assert len(times) > 40
 
 
 def test_file_played_in_real_time_keeps_pace_and_every_frame(tmp_path, colorizer):
