@@ -150,7 +150,7 @@ def evaluate(
     threads: int | None = None,
     oracle: bool = False,
     kid: bool = False,
-    vividness: float = 1.0,
+    vividness: float | None = None,
 ) -> dict:
     """Metrics of `model` on the photos in `data` (colorized from their gray versions), beside
     the gray baseline. oracle: in place of the network's a*b*, the truth's own averaged onto
@@ -158,7 +158,8 @@ def evaluate(
     that the colour path leaves any network of this card's stride (e.g. its colourfulness
     ratio, below 1 because chroma finer than the grid is lost). kid: also the kernel inception
     distance of the colorized photos and of the gray baseline to the true photos (training/kid.py;
-    needs PyTorch). vividness: the runtime's chroma gain (streamcolor.colorizer.Colorizer)."""
+    needs PyTorch). vividness: the runtime's chroma gain (streamcolor.colorizer.Colorizer); None: the
+    card's default, as the runtime uses it."""
     card = load_card(model)
     colorizer = Colorizer(create_engine("onnx", card, threads), card, vividness=vividness)
     rows = {"ours": [], "gray": [], "truth_colourfulness": []}
@@ -187,7 +188,13 @@ def evaluate(
     if n == 0:
         raise SystemExit(f"no images in {data}")
     truth_cf = float(np.mean(rows["truth_colourfulness"]))
-    summary = {"images": n, "data": str(data), "model": str(model), "truth_colourfulness": truth_cf}
+    summary = {
+        "images": n,
+        "data": str(data),
+        "model": str(model),
+        "truth_colourfulness": truth_cf,
+        "vividness": colorizer.vividness,
+    }
     if oracle:
         summary["oracle"] = "the truth's a*b* at the model's output grid in place of the network's"
     for k in ("ours", "gray"):
@@ -245,9 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kid", action="store_true", help="also KID to the true photos (needs PyTorch)")
     ap.add_argument("--vividness", type=float, default=None, help="chroma gain (default: the card's)")
     a = ap.parse_args(argv)
-    vivid = a.vividness if a.vividness is not None else load_card(a.model).vividness
-    s = evaluate(a.data, a.model, a.sheet, threads=a.threads, oracle=a.oracle, kid=a.kid, vividness=vivid)
-    s["vividness"] = vivid
+    s = evaluate(a.data, a.model, a.sheet, threads=a.threads, oracle=a.oracle, kid=a.kid, vividness=a.vividness)
     print(format_table(s))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
@@ -22,12 +21,9 @@ WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "t
 
 def centre_224(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (224, 224, 3) uint8: short side to 224 (area), centre crop."""
-    h, w = rgb.shape[:2]
-    s = 224 / min(h, w)
-    rgb = cv2.resize(rgb, (max(224, round(w * s)), max(224, round(h * s))), interpolation=cv2.INTER_AREA)
-    h, w = rgb.shape[:2]
-    y, x = (h - 224) // 2, (w - 224) // 2
-    return rgb[y : y + 224, x : x + 224]
+    from training.pack import centre_crop  # channel order does not matter to it
+
+    return centre_crop(rgb, 224)
 
 
 class Features:
