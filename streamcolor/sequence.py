@@ -117,7 +117,8 @@ _NUMBERED = re.compile(r"(.*?)(\d+)(\.[A-Za-z]+)")
 
 def frames_in_folder(folder: Path, start_number: int | None = None) -> FrameFiles | None:
     """The numbered frames (DPX, TIFF, PNG) of a folder: the largest group sharing a name
-    before and after the number; None when there is none."""
+    before and after the number; None when there is none. InputError when there are frames
+    but none from start_number on (as frames_from_pattern says it)."""
     groups: dict[tuple[str, str], list[str]] = {}
     for entry in os.scandir(folder):
         m = _NUMBERED.fullmatch(entry.name)
@@ -129,7 +130,9 @@ def frames_in_folder(folder: Path, start_number: int | None = None) -> FrameFile
     widths = {len(d) for d in found}
     digits = min(widths) if len(widths) == 1 or any(d.startswith("0") for d in found) else 0
     files = _listed(FrameFiles(folder, prefix, digits, suffix), start_number)
-    return files if files.numbers else None
+    if not files.numbers:
+        raise InputError(f"input not found: no frames in {folder} from {start_number} on ({len(found)} before it)")
+    return files
 
 
 def find_frames(src: str | os.PathLike, start_number: int | None = None) -> FrameFiles | None:

@@ -161,6 +161,7 @@ runner = CliRunner()
         (["video", "{tmp}/%04d.dpx", "{tmp}/o.mkv", "--fps", "0"], "--fps must be positive", 2),
         (["video", "{clip}", "{tmp}/o.mkv", "--fps", "24"], "--fps and --start-number are for image sequences", 2),
         (["video", "{tmp}/videos", "{tmp}/o.mp4"], "use: streamcolor batch", 1),
+        (["video", "{tmp}", "{tmp}/o.mkv", "--start-number", "50"], "no frames in", 1),  # a folder, all before 50
         (["video", "{tmp}/%04d.dpx", "{tmp}/%04d.dpx", "-y"], "output frames are the input frames", 1),
         (["video", "{tmp}/%04d.dpx", "{tmp}/o_%04d.exr"], ".exr frames are read, not written", 1),
     ],
