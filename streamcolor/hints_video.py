@@ -414,14 +414,10 @@ class HintTracker:
         fwd = self.flow.flow(prev, l_lo)  # for each pixel of prev: where it went in this frame
         if is_cut_after_motion(prev, _warp(l_lo, self.flow.to_maps(fwd)), self.cfg):
             return True
-        gh, gw = l_lo.shape
         moving = [t for t in self.tracks if not t.lost]
         if moving:  # the flow at every track's point, or every vertex of a stroke, at once
             xy = [np.array([[t.x, t.y]], np.float32) if t.stroke is None else t.stroke for t in moving]
-            at = (np.concatenate(xy) * np.array([gw, gh]) - 0.5).astype(np.float32)
-            # bilinear, edges repeated
-            d = cv2.remap(fwd, at[None, :, 0], at[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-            moved = (at + d + 0.5) / np.array([gw, gh], np.float32)
+            moved = self.flow.carry(prev, l_lo, np.concatenate(xy), fwd)
             k = 0
             for t, v in zip(moving, xy):
                 now = moved[k : k + len(v)]
@@ -599,13 +595,11 @@ def backward_positions(
             height, width = f.y8.shape
             v = h.vertices(width, height)
             pts = np.array([h.position(width, height)]) if v is None else v  # a stroke: every vertex
-            gh, gw = lo.shape
             for (i_prev, lo_prev), (_, lo_next) in zip(reversed(shot[:-1]), reversed(shot[1:])):
                 back = flow.flow(lo_next, lo_prev)  # each pixel of the later frame -> the earlier
                 if is_cut_after_motion(lo_next, _warp(lo_prev, flow.to_maps(back)), cfg):
                     break
-                d = np.array([_bilinear(back, px * gw - 0.5, py * gh - 0.5) for px, py in pts])
-                pts = pts + d / np.array([gw, gh])
+                pts = flow.carry(lo_next, lo_prev, pts, back).astype(np.float64)
                 x, y = float(pts[0, 0]), float(pts[0, 1])
                 if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                     break

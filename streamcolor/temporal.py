@@ -56,6 +56,10 @@ class TemporalConfig:
     flow_scale: int = 2
 
 
+# forward-backward error (grid pixels) above which a point's flow is not trusted (_Flow.carry)
+FB_MAX = 0.5
+
+
 class _Flow:
     """Backward flow (for each pixel of `cur`, where it was in `prev`) on a small L grid."""
 
@@ -74,6 +78,33 @@ class _Flow:
         flow = self.dis.calc(self._u8(cur), self._u8(prev), None)
         h, w = cur.shape
         return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / self.scale
+
+    def carry(self, a: np.ndarray, b: np.ndarray, xy: np.ndarray, fwd: np.ndarray | None = None) -> np.ndarray:
+        """Points carried from frame `a` to frame `b` along the flow.
+
+        a, b: (h, w) float32 L*/100 at the same grid; xy: (n, 2) positions on `a` in
+        fractions of the frame (x, y in [0, 1]); fwd: self.flow(a, b) when already computed.
+        -> (n, 2) float32 fractions on `b` (outside [0, 1] where a point left the frame).
+
+        A point moves only where the flow passes the forward-backward check (Kalal, Mikolajczyk
+        and Matas 2010, "Forward-Backward Error"; Sundaram et al. 2010 for dense flow): followed
+        from `a` to `b` and back, it must land within FB_MAX grid pixels of where it started.
+        Elsewhere the flow is noise (film grain on a plain wall or sky, where DIS matches grain
+        to different grain every frame) and the point stays where it was, instead of drifting
+        a hint off its object a little every frame."""
+        gh, gw = a.shape
+        size = np.array([gw, gh], np.float32)
+        p = np.asarray(xy, np.float32).reshape(-1, 2) * size - 0.5
+        if len(p) == 0:
+            return p.copy()
+        fwd = self.flow(a, b) if fwd is None else fwd
+        # bilinear, edges repeated
+        d = cv2.remap(fwd, p[None, :, 0], p[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+        q = (p + d).astype(np.float32)
+        bwd = self.flow(b, a)
+        back = cv2.remap(bwd, q[None, :, 0], q[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+        trusted = np.linalg.norm(d + back, axis=1) <= FB_MAX
+        return ((p + d * trusted[:, None] + 0.5) / size).astype(np.float32)
 
     def to_maps(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = flow.shape[:2]

@@ -111,3 +111,29 @@ def test_new_content_trusts_the_current_frame():
     preds[-1][10:30, 30:60] = (-50.0, 50.0)
     out = run_causal(ls, preds, TemporalConfig())[-1]
     assert np.abs(out[14:26, 36:54] - (-50.0, 50.0)).mean() < 3.0
+
+
+def test_a_point_follows_motion_and_stays_put_on_grain():
+    """_Flow.carry: a point on a panning texture follows it; a point on a plain area under
+    fresh grain every frame (film grain, the studio's flaky drift) stays within a grid pixel
+    instead of random-walking away (the forward-backward check)."""
+    from streamcolor.temporal import _Flow
+
+    flow = _Flow(TemporalConfig().flow_scale)
+    ls, _ = moving_scene(21, speed=1)  # the content moves 1 grid pixel left a frame
+    start = np.float32([[0.5, 0.5]])
+    xy = start
+    for a, b in zip(ls, ls[1:]):
+        xy = flow.carry(a, b, xy)
+    moved = (start - xy)[0] * np.array([W, H])
+    assert moved[0] == pytest.approx(20, abs=2) and abs(moved[1]) < 1.5
+
+    rng = np.random.default_rng(3)
+    plain = np.full((H, W), 0.5, np.float32)
+    plain[:, : W // 4] = 0.2  # one edge in the picture, far from the point
+    grain = [plain + rng.normal(0, 0.05, (H, W)).astype(np.float32) for _ in range(21)]
+    xy = start
+    for a, b in zip(grain, grain[1:]):
+        xy = flow.carry(a, b, xy)
+    drift = np.abs(xy - start)[0] * np.array([W, H])
+    assert drift.max() < 1.0

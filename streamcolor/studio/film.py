@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from streamcolor.colorizer import Colorizer
@@ -207,13 +206,7 @@ class Film:
             a, b = self.guide(i), self.guide(i + step)
             if a is None or b is None:
                 return x, y
-            gh, gw = a.shape
-            fwd = flow.flow(a, b)  # for each pixel of frame i: where it is on frame i + step
-            px, py = x * gw - 0.5, y * gh - 0.5
-            dx, dy = cv2.remap(
-                fwd, np.float32([[px]]), np.float32([[py]]), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )[0, 0]
-            x, y = float(px + dx + 0.5) / gw, float(py + dy + 0.5) / gh
+            x, y = (float(v) for v in flow.carry(a, b, np.float32([[x, y]]))[0])  # as the render's tracker
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 return None
             i += step
