@@ -219,3 +219,32 @@ def test_wise_interpolates_two_students_and_refuses_mismatches(tmp_path):
         wise.main([str(a), str(ckpt(2, width=16)), "--lam", "0.5", "--out", str(tmp_path / "d.pt")])
     with pytest.raises(SystemExit, match="lam"):
         wise.main([str(a), str(b), "--lam", "1.5", "--out", str(tmp_path / "d.pt")])
+
+
+@pytest.mark.parametrize("name", ["student.onnx", "student_hints.onnx"])
+def test_a_shipped_model_comes_back_from_onnx_into_pytorch(name):
+    """training/onnx_import.py: the shipped ONNX file as a trainable MobileStudent gives the
+    ONNX Runtime outputs (a hint from a random place too) to float precision."""
+    import onnxruntime as ort
+
+    from training.onnx_import import mobile_student_from_onnx
+
+    path = Path(__file__).parents[1] / "streamcolor" / "models" / name
+    model = mobile_student_from_onnx(path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (2, 1, 96, 128)).astype(np.float32)
+    feed = {"l": x}
+    args = [torch.from_numpy(x)]
+    if model.hints:
+        h = np.zeros((2, 3, 96, 128), np.float32)
+        y, xx = rng.integers(0, 90), rng.integers(0, 120)
+        h[0, :, y : y + 4, xx : xx + 4] = np.float32([0.5, -0.4, 1.0])[:, None, None]
+        feed["hints"] = h
+        args.append(torch.from_numpy(h))
+    want = sess.run(None, feed)[0]
+    with torch.no_grad():
+        got = model(*args).numpy()
+    assert np.abs(want).mean() > 1.0  # colour, not zeros
+    assert np.abs(got - want).max() < 1e-3
+    assert any(p.requires_grad for p in model.parameters())
