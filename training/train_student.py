@@ -73,11 +73,102 @@ def batch_lab(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator, degra
     return x, ab
 
 
-def batch_lab_hints(imgs: torch.Tensor, n: int, crop: int, gen: torch.Generator, degrade: float = 0.0, **hint_args):
-    """batch_lab and, from the same clean crops, simulated hints (simulate_hints)."""
+def batch_lab_hints(
+    imgs: torch.Tensor,
+    n: int,
+    crop: int,
+    gen: torch.Generator,
+    degrade: float = 0.0,
+    p_segment: float = 0.0,
+    **hint_args,
+):
+    """batch_lab and, from the same clean crops, simulated hints (simulate_hints); with
+    p_segment, that share of the photos get one object repainted instead (segment_hints)."""
     lab = lab_crops(imgs, n, crop, gen)
     lum = degrade_l(lab[:, :1], gen, p=degrade) if degrade > 0 else lab[:, :1]
-    return (lum - 50.0) / 50.0, F.avg_pool2d(lab[:, 1:], 4), simulate_hints(lab[:, 1:], gen, **hint_args)
+    ab = F.avg_pool2d(lab[:, 1:], 4)
+    hints = simulate_hints(lab[:, 1:], gen, **hint_args)
+    if p_segment > 0:
+        hints, ab = segment_hints(lab, ab, hints, gen, p_segment)
+    return (lum - 50.0) / 50.0, ab, hints
+
+
+def grow_segment(lab4: torch.Tensor, seeds: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
+    """For each photo, the cells connected to its seed through cells whose L*a*b* lies within
+    its tolerance (CIE76) of the seed's: a region grown by flood fill, the object a click means.
+    lab4: (K, 3, h, w) float32 L*a*b* at the output grid; seeds: (K, 2) long (row, column);
+    tolerance: (K,) float. -> (K, h, w) bool, each seed included."""
+    k, _, h, w = lab4.shape
+    idx = torch.arange(k)
+    at = lab4[idx, :, seeds[:, 0], seeds[:, 1]]  # (K, 3)
+    near = ((lab4 - at[:, :, None, None]).norm(dim=1, keepdim=True) < tolerance[:, None, None, None]).float()
+    m = torch.zeros(k, 1, h, w)
+    m[idx, 0, seeds[:, 0], seeds[:, 1]] = 1.0
+    for _ in range(h + w):
+        grown = F.max_pool2d(m, 3, 1, 1) * near
+        if torch.equal(grown, m):
+            break
+        m = grown
+    return m[:, 0] > 0
+
+
+def segment_hints(
+    lab: torch.Tensor,
+    ab: torch.Tensor,
+    hints: torch.Tensor,
+    gen: torch.Generator,
+    p: float,
+    tolerance: tuple[float, float] = (8.0, 20.0),
+    max_points: int = 3,
+    p_keep_truth: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hints that do not reveal the photo's palette (issue 24): on a share `p` of the photos,
+    one object (grow_segment from a random cell, tolerance uniform in `tolerance`) is repainted
+    with one colour and 1..max_points hints of that colour are put inside it; the target
+    a*b* is the truth everywhere else. Half the colours are a random saturated hue (chroma
+    20-70), half a colour of another photo of the batch (a plausible one), so a hint's colour
+    does not tell which kind it is. With probability p_keep_truth the photo keeps its truth
+    hints outside the object (each hint then stays local among others).
+
+    lab: (N, 3, H, W) L*a*b* crops; ab: (N, 2, H/4, W/4) target a*b*; hints: (N, 3, H, W)
+    simulate_hints' planes. -> (hints, ab), new tensors, the other photos unchanged."""
+    n, _, hh, ww = lab.shape
+    h, w = ab.shape[2:]
+    lab4 = F.avg_pool2d(lab, 4)
+    hints, ab = hints.clone(), ab.clone()
+    pick = torch.nonzero(torch.rand(n, generator=gen) < p).flatten()
+    if len(pick) == 0:
+        return hints, ab
+    seeds = torch.stack(
+        [torch.randint(0, h, (len(pick),), generator=gen), torch.randint(0, w, (len(pick),), generator=gen)], 1
+    )
+    tols = tolerance[0] + (tolerance[1] - tolerance[0]) * torch.rand(len(pick), generator=gen)
+    regions = grow_segment(lab4[pick], seeds, tols)
+    for i, region in zip(pick.tolist(), regions):
+        if float(torch.rand(1, generator=gen)) < 0.5:
+            hue = 2 * math.pi * float(torch.rand(1, generator=gen))
+            chroma = 20.0 + 50.0 * float(torch.rand(1, generator=gen))
+            colour = torch.tensor([chroma * math.cos(hue), chroma * math.sin(hue)])
+        else:
+            j = int(torch.randint(0, n, (1,), generator=gen))
+            y, x = int(torch.randint(0, h, (1,), generator=gen)), int(torch.randint(0, w, (1,), generator=gen))
+            colour = ab[j, :, y, x].clone() if j != i else -ab[i, :, y, x]
+        ab[i][:, region] = colour[:, None].to(ab.dtype)
+        big = F.interpolate(region[None, None].float(), size=(hh, ww), mode="nearest")[0, 0] > 0
+        if float(torch.rand(1, generator=gen)) < p_keep_truth:
+            hints[i][:, big] = 0.0  # truth hints inside the object would contradict it
+        else:
+            hints[i] = 0.0
+        cells = torch.nonzero(region)
+        for _ in range(int(torch.randint(1, max_points + 1, (1,), generator=gen))):
+            cy, cx = cells[int(torch.randint(0, len(cells), (1,), generator=gen))].tolist()
+            size = int(torch.randint(1, 6, (1,), generator=gen))
+            y0 = min(max(cy * 4 + 2 - size // 2, 0), hh - size)
+            x0 = min(max(cx * 4 + 2 - size // 2, 0), ww - size)
+            hints[i, 0, y0 : y0 + size, x0 : x0 + size] = float(colour[0]) / 110.0
+            hints[i, 1, y0 : y0 + size, x0 : x0 + size] = float(colour[1]) / 110.0
+            hints[i, 2, y0 : y0 + size, x0 : x0 + size] = 1.0
+    return hints, ab
 
 
 def simulate_hints(
@@ -231,6 +322,13 @@ def main(argv: list[str] | None = None) -> None:
         "(all must start from --init)",
     )
     ap.add_argument("--hint-none", type=float, default=0.5, help="h variants: share of photos without hints")
+    ap.add_argument(
+        "--hint-segment",
+        type=float,
+        default=0.0,
+        help="h/g variants: share of photos whose hints repaint one object instead of telling the truth "
+        "(segment_hints: a hint that stays on its object, issue 24)",
+    )
     ap.add_argument(
         "--train-only-hints",
         action="store_true",
@@ -415,7 +513,9 @@ def main(argv: list[str] | None = None) -> None:
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
             if any_hints:
-                x, ab, hints = batch_lab_hints(imgs, a.batch, a.crop, gen, a.degrade, p_none=a.hint_none)
+                x, ab, hints = batch_lab_hints(
+                    imgs, a.batch, a.crop, gen, a.degrade, p_segment=a.hint_segment, p_none=a.hint_none
+                )
             else:
                 x, ab = batch_lab(imgs, a.batch, a.crop, gen, a.degrade)
             t_truth, t_teacher, nearest = targets(x, ab)
@@ -494,6 +594,7 @@ def main(argv: list[str] | None = None) -> None:
                 "decoder": list(decoder) if v["arch"] == "mobile" else None,
                 "hints": v["hints"],
                 "hint_none": a.hint_none if v["hints"] else None,
+                "hint_segment": a.hint_segment if v["hints"] else None,
                 # the pretrained weights: those loaded here, or those --init was built on
                 "backbone": getattr(m, "provenance", None) or (init.get("backbone") if v["init"] else None),
                 "degrade": a.degrade,
