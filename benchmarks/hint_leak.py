@@ -74,9 +74,12 @@ def _fit(rgb: np.ndarray, mask: np.ndarray, max_h: int) -> tuple[np.ndarray, np.
     ).astype(bool)
 
 
-def ccp_objects(mirror: Path, n: int, max_h: int = 320, seed: int = 0) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def ccp_objects(
+    mirror: Path, n: int, max_h: int = 320, seed: int = 0, skip_first: int = 0
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """-> (name, photo (H, W, 3) uint8 RGB, mask (H, W) bool) for up to n annotated photos,
-    in a seeded random order; each photo's largest garment (module docstring)."""
+    in a seeded random order, after the first `skip_first` usable ones (a tuning set apart from
+    the measured one); each photo's largest garment (module docstring)."""
     names = [str(v[0]) for v in _loadmat(_git_blob(mirror, "label_list.mat"))["label_list"][0]]
     skip = {names.index(s) for s in NOT_OBJECTS if s in names}
     listing = subprocess.run(
@@ -88,7 +91,7 @@ def ccp_objects(mirror: Path, n: int, max_h: int = 320, seed: int = 0) -> Iterat
     order = np.random.default_rng(seed).permutation(len(listing))
     found = 0
     for i in order:
-        if found >= n:
+        if found >= n + skip_first:
             return
         ann = listing[i]
         labels = _loadmat(_git_blob(mirror, ann))["groundtruth"]
@@ -103,7 +106,8 @@ def ccp_objects(mirror: Path, n: int, max_h: int = 320, seed: int = 0) -> Iterat
             continue
         rgb, mask = _fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), labels == label, max_h)
         found += 1
-        yield f"{stem}:{names[label]}", rgb, mask
+        if found > skip_first:
+            yield f"{stem}:{names[label]}", rgb, mask
 
 
 def composite(obj_rgb: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -197,6 +201,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mirror", type=Path, default=MIRROR, help="bare git dir of bearpaw/clothing-co-parsing")
     ap.add_argument("--onto", type=Path, help="composite: a folder of background photos")
     ap.add_argument("--objects", type=int, default=80)
+    ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="ccp/composite: leave out the first N objects (tune on others than you report)",
+    )
     ap.add_argument("--max-height", type=int, default=320, help="photos are scaled down to this height")
     ap.add_argument("--no-psnr", action="store_true", help="skip PSNR with hints from the truth")
     ap.add_argument("--out", type=Path, help="result JSON (default benchmarks/results/hint_leak_<date>.json)")
@@ -206,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.source == "generated":
         objects = generated_objects(a.objects)
     else:
-        objects = ccp_objects(a.mirror, a.objects, a.max_height)
+        objects = ccp_objects(a.mirror, a.objects, a.max_height, skip_first=a.skip)
         if a.source == "composite":
             if a.onto is None:
                 ap.error("--source composite needs --onto DIR")

@@ -248,3 +248,49 @@ def test_a_shipped_model_comes_back_from_onnx_into_pytorch(name):
     assert np.abs(want).mean() > 1.0  # colour, not zeros
     assert np.abs(got - want).max() < 1e-3
     assert any(p.requires_grad for p in model.parameters())
+
+
+def test_segment_hints_repaint_one_object_and_hint_only_inside_it():
+    """train_student.segment_hints: the target a*b* changes on one flood-filled region (the
+    object a click means) and nowhere else, and every hint lies inside it in its new colour."""
+    from torch.nn import functional as F
+
+    from training.data import rgb_to_lab_torch
+    from training.train_student import grow_segment, segment_hints, simulate_hints
+
+    # two objects on a background: a red disc and a blue bar, on gray (RGB in [0, 1])
+    n, s = 6, 64
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    rgb = torch.full((n, 3, s, s), 0.5)
+    disc = ((yy - 20) ** 2 + (xx - 20) ** 2) < 100
+    bar = (yy > 40) & (xx > 8) & (xx < 56)
+    rgb[:, :, disc] = torch.tensor([0.8, 0.1, 0.1])[:, None]
+    rgb[:, :, bar] = torch.tensor([0.1, 0.2, 0.8])[:, None]
+    lab = rgb_to_lab_torch(rgb)
+    ab = F.avg_pool2d(lab[:, 1:], 4)
+    lab4 = F.avg_pool2d(lab, 4)
+    region = grow_segment(lab4[:1], torch.tensor([[5, 5]]), torch.tensor([10.0]))[0]
+    disc4 = F.avg_pool2d(disc[None, None].float(), 4)[0, 0]
+    assert region[disc4 == 1].all() and not region[disc4 == 0].any()  # the disc, whole and alone
+
+    gen = torch.Generator().manual_seed(0)
+    hints = simulate_hints(lab[:, 1:], gen, p_none=0.0)
+    new_hints, new_ab = segment_hints(lab, ab, hints, gen, p=1.0)
+    scene_ab = torch.unique(ab.round().flatten(2).permute(0, 2, 1).reshape(-1, 2), dim=0)
+    checked = 0
+    for i in range(n):
+        changed = (new_ab[i] - ab[i]).abs().amax(0) > 1e-3
+        if not changed.any() or (torch.cdist(new_ab[i][:, changed][:, :1].T, scene_ab) < 2.0).any():
+            continue  # painted in one of the scene's own colours: hints cannot be told apart
+        checked += 1
+        # one colour on the changed cells, which are one of the scene's regions
+        colour = new_ab[i][:, changed]
+        assert torch.allclose(colour, colour[:, :1].expand_as(colour), atol=1e-4)
+        marked = new_hints[i, 2] > 0
+        assert marked.any()
+        inside = F.interpolate(changed[None, None].float(), size=(s, s), mode="nearest")[0, 0] > 0
+        painted = (new_hints[i, :2] * 110.0 - colour[:, :1, None]).abs().amax(0) < 1e-3
+        # each hint of the object's colour lies inside it; truth hints (kept or not) lie outside
+        assert (marked & painted & ~inside).sum() == 0 and (marked & painted).any()
+        assert (marked & ~painted & inside).sum() == 0
+    assert checked >= 2

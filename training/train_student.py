@@ -162,9 +162,10 @@ def segment_hints(
         cells = torch.nonzero(region)
         for _ in range(int(torch.randint(1, max_points + 1, (1,), generator=gen))):
             cy, cx = cells[int(torch.randint(0, len(cells), (1,), generator=gen))].tolist()
-            size = int(torch.randint(1, 6, (1,), generator=gen))
-            y0 = min(max(cy * 4 + 2 - size // 2, 0), hh - size)
-            x0 = min(max(cx * 4 + 2 - size // 2, 0), ww - size)
+            # a patch of 1..4 px inside the cell (a user's click is inside the object)
+            size = int(torch.randint(1, 5, (1,), generator=gen))
+            y0 = cy * 4 + int(torch.randint(0, 5 - size, (1,), generator=gen))
+            x0 = cx * 4 + int(torch.randint(0, 5 - size, (1,), generator=gen))
             hints[i, 0, y0 : y0 + size, x0 : x0 + size] = float(colour[0]) / 110.0
             hints[i, 1, y0 : y0 + size, x0 : x0 + size] = float(colour[1]) / 110.0
             hints[i, 2, y0 : y0 + size, x0 : x0 + size] = 1.0
