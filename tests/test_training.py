@@ -275,11 +275,12 @@ def test_segment_hints_repaint_one_object_and_hint_only_inside_it():
 
     gen = torch.Generator().manual_seed(0)
     hints = simulate_hints(lab[:, 1:], gen, p_none=0.0)
-    new_hints, new_ab = segment_hints(lab, ab, hints, gen, p=1.0)
+    new_hints, new_ab, unchanged = segment_hints(lab, ab, hints, gen, p=1.0)
     scene_ab = torch.unique(ab.round().flatten(2).permute(0, 2, 1).reshape(-1, 2), dim=0)
     checked = 0
     for i in range(n):
         changed = (new_ab[i] - ab[i]).abs().amax(0) > 1e-3
+        assert not (changed & unchanged[i]).any()  # the model's own picture is the target only off the object
         if not changed.any() or (torch.cdist(new_ab[i][:, changed][:, :1].T, scene_ab) < 2.0).any():
             continue  # painted in one of the scene's own colours: hints cannot be told apart
         checked += 1

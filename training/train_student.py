@@ -83,14 +83,16 @@ def batch_lab_hints(
     **hint_args,
 ):
     """batch_lab and, from the same clean crops, simulated hints (simulate_hints); with
-    p_segment, that share of the photos get one object repainted instead (segment_hints)."""
+    p_segment, that share of the photos get one object repainted instead (segment_hints), and
+    a fourth value: segment_hints' `unchanged` mask."""
     lab = lab_crops(imgs, n, crop, gen)
     lum = degrade_l(lab[:, :1], gen, p=degrade) if degrade > 0 else lab[:, :1]
     ab = F.avg_pool2d(lab[:, 1:], 4)
     hints = simulate_hints(lab[:, 1:], gen, **hint_args)
-    if p_segment > 0:
-        hints, ab = segment_hints(lab, ab, hints, gen, p_segment)
-    return (lum - 50.0) / 50.0, ab, hints
+    if p_segment <= 0:
+        return (lum - 50.0) / 50.0, ab, hints
+    hints, ab, unchanged = segment_hints(lab, ab, hints, gen, p_segment)
+    return (lum - 50.0) / 50.0, ab, hints, unchanged
 
 
 def grow_segment(lab4: torch.Tensor, seeds: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
@@ -121,7 +123,8 @@ def segment_hints(
     tolerance: tuple[float, float] = (8.0, 20.0),
     max_points: int = 3,
     p_keep_truth: float = 0.5,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    area: tuple[float, float] = (0.02, 0.4),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hints that do not reveal the photo's palette (issue 24): on a share `p` of the photos,
     one object (grow_segment from a random cell, tolerance uniform in `tolerance`) is repainted
     with one colour and 1..max_points hints of that colour are put inside it; the target
@@ -131,20 +134,42 @@ def segment_hints(
     hints outside the object (each hint then stays local among others).
 
     lab: (N, 3, H, W) L*a*b* crops; ab: (N, 2, H/4, W/4) target a*b*; hints: (N, 3, H, W)
-    simulate_hints' planes. -> (hints, ab), new tensors, the other photos unchanged."""
+    simulate_hints' planes; area: the share of the frame an object covers (of three seeds, the
+    first region within it is taken, else the smallest).
+    -> (hints, ab, unchanged): new tensors, the other photos as they were, and (N, H/4, W/4)
+    bool, True where a repainted photo is outside its object: there the hints
+    tell nothing, and the training's target is the model's own picture without hints (the
+    hint must change nothing there), not the truth."""
     n, _, hh, ww = lab.shape
     h, w = ab.shape[2:]
     lab4 = F.avg_pool2d(lab, 4)
     hints, ab = hints.clone(), ab.clone()
     pick = torch.nonzero(torch.rand(n, generator=gen) < p).flatten()
     if len(pick) == 0:
-        return hints, ab
+        return hints, ab, torch.zeros(n, h, w, dtype=torch.bool)
     seeds = torch.stack(
         [torch.randint(0, h, (len(pick),), generator=gen), torch.randint(0, w, (len(pick),), generator=gen)], 1
     )
     tols = tolerance[0] + (tolerance[1] - tolerance[0]) * torch.rand(len(pick), generator=gen)
-    regions = grow_segment(lab4[pick], seeds, tols)
+    # three seeds a photo; the first region of an object's size is taken, else the smallest
+    tries = 3
+    seeds = torch.cat(
+        [seeds]
+        + [
+            torch.stack(
+                [torch.randint(0, h, (len(pick),), generator=gen), torch.randint(0, w, (len(pick),), generator=gen)], 1
+            )
+            for _ in range(tries - 1)
+        ]
+    )
+    grown = grow_segment(lab4[pick].repeat(tries, 1, 1, 1), seeds, tols.repeat(tries)).reshape(tries, len(pick), h, w)
+    share = grown.float().mean(dim=(2, 3))  # (tries, K)
+    fits = (share >= area[0]) & (share <= area[1])
+    first = torch.where(fits.any(0), fits.float().argmax(0), share.argmin(0))
+    regions = grown[first, torch.arange(len(pick))]
+    unchanged = torch.zeros(n, h, w, dtype=torch.bool)
     for i, region in zip(pick.tolist(), regions):
+        unchanged[i] = ~region
         if float(torch.rand(1, generator=gen)) < 0.5:
             hue = 2 * math.pi * float(torch.rand(1, generator=gen))
             chroma = 20.0 + 50.0 * float(torch.rand(1, generator=gen))
@@ -169,7 +194,7 @@ def segment_hints(
             hints[i, 0, y0 : y0 + size, x0 : x0 + size] = float(colour[0]) / 110.0
             hints[i, 1, y0 : y0 + size, x0 : x0 + size] = float(colour[1]) / 110.0
             hints[i, 2, y0 : y0 + size, x0 : x0 + size] = 1.0
-    return hints, ab
+    return hints, ab, unchanged
 
 
 def simulate_hints(
@@ -513,10 +538,12 @@ def main(argv: list[str] | None = None) -> None:
             break
         lr = a.lr * (min(1.0, frac / 0.03)) * 0.5 * (1 + math.cos(math.pi * frac))
         with torch.no_grad():
+            unchanged = None
             if any_hints:
-                x, ab, hints = batch_lab_hints(
+                x, ab, hints, *more = batch_lab_hints(
                     imgs, a.batch, a.crop, gen, a.degrade, p_segment=a.hint_segment, p_none=a.hint_none
                 )
+                unchanged = more[0].to(dev) if more else None
             else:
                 x, ab = batch_lab(imgs, a.batch, a.crop, gen, a.degrade)
             t_truth, t_teacher, nearest = targets(x, ab)
@@ -529,6 +556,11 @@ def main(argv: list[str] | None = None) -> None:
                 g["lr"] = lr * g["lr_scale"] * (a.init_lr_scale if v["init"] else 1.0)
             k = v["distill"]
             target = t_truth if k == 0 else (1 - k) * t_truth + k * t_teacher[v["teacher"]]
+            if v["hints"] and any_hints and unchanged is not None and unchanged.any():
+                # outside a repainted object: the picture the model makes without hints
+                with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    own = m.decode(e, None) if shared_encoder else m.logits(x)
+                target = torch.where(unchanged[:, None], F.softmax(own.float(), dim=1), target)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 h = hints if v["hints"] else None
                 logits = m.decode(e, h) if shared_encoder else m.logits(x, h) if v["hints"] else m.logits(x)
