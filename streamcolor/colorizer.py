@@ -17,6 +17,7 @@ import numpy as np
 from streamcolor import color
 from streamcolor.engines.registry import Engine
 from streamcolor.errors import ConfigError
+from streamcolor.geodesic import hint_locality
 from streamcolor.model import ModelCard
 
 
@@ -153,12 +154,23 @@ class Colorizer:
                 "(streamcolor/models/student_hints.onnx)"
             )
         x = np.stack(inputs)
-        zero = np.zeros((3, *x.shape[2:]), np.float32)
-        h = None if hints is None else np.stack([zero if p is None else p for p in hints])
+        planes = 4 if self.card.hint_locality else 3
+        zero = np.zeros((planes, *x.shape[2:]), np.float32)
+        hints = hints if hints is not None else [None] * len(x)  # the engine is given every plane
+        h = np.stack([zero if p is None else self._with_locality(p, xi) for p, xi in zip(hints, x)])
         ab, feats = self.engine.run_features(x, h)
         feats = feats.transpose(0, 2, 3, 1)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=3, keepdims=True), 1e-6)
         return self._ab_list(ab), [np.ascontiguousarray(f, dtype=np.float32) for f in feats]
+
+    def _with_locality(self, planes: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """(3, h, w) hint planes -> the model's: a fourth plane, where the hints may change the
+        picture (geodesic.hint_locality on the input's L*), when its card asks for it."""
+        if not self.card.hint_locality or planes.shape[0] == 4:
+            return planes
+        lightness = (x[0] * self.card.l_scale + self.card.l_offset) / 100.0
+        reach = hint_locality(lightness.astype(np.float32), planes[2] > 0, self.card.stride)
+        return np.concatenate([planes, reach[None]], axis=0)
 
     def output_grid(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the network's a*b* output for a frame of `shape` (H, W)."""

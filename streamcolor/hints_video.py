@@ -28,6 +28,7 @@ import numpy as np
 from streamcolor import color
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError
+from streamcolor.geodesic import LOCALITY_FLOOR, LOCALITY_LIMIT, geodesic_distance, reach_guide, reach_share
 from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, HintPoint, Reference, hint_planes, place_hints
 from streamcolor.temporal import TemporalConfig, _Flow, _warp, is_cut, is_cut_after_motion
 
@@ -239,6 +240,9 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     using Optimization", on learned features). Pulling towards the colour, rather than adding
     the hint's correction, leaves pixels that were right already alone (+0.5 dB at 10 hints on
     validation photos, and no cyan fringe where a gray hint corrects a pink guess).
+    With fewer than ten hints each weight is also multiplied by the hint's reach (streamcolor/
+    geodesic.py: exp(-geodesic distance across edges of L*), blended towards 1 as hints are
+    added): one hint colours its object, not whatever looks like it elsewhere (issue 24).
     ab: (h, w, 2) network a*b*, l_lo: (h, w) L*/100, feats: (gh, gw, C) unit features.
     -> (h, w, 2) float32; at each hint the a*b* is (close to) the hint's."""
     if not points:
@@ -258,6 +262,14 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     fs = f @ f[iy * w + ix].T  # (h*w, N) cosine similarity
     dl = (l_lo.reshape(-1, 1) - l_lo[iy, ix]) / SPREAD_L
     wgt = np.exp(-0.5 * d2 - (1.0 - fs) / tau - 0.5 * dl * dl)
+    # edge-aware: a hint reaches its own object, as the hint model's locality plane says
+    # (geodesic.hint_locality): beyond an edge of L* from the hint its weight falls
+    g = reach_share(len(points))
+    if g < 1.0:
+        geo = geodesic_distance(
+            reach_guide(l_lo), np.stack([iy, ix], axis=1), limit=LOCALITY_LIMIT, floor=LOCALITY_FLOOR
+        )
+        wgt = wgt * ((1.0 - g) * np.exp(-geo.reshape(len(at), h * w).T) + g)
     total = wgt.sum(axis=1, keepdims=True)
     flat = ab.reshape(-1, 2)
     out = flat + (wgt @ target - total * flat) / np.maximum(1.0, total)

@@ -22,6 +22,8 @@ class ModelCard:
     vividness: the chroma gain applied to that a*b* by default (output.vividness, 1 if absent).
     hints: the model also takes (N, 3, h, w) user hints (streamcolor/hints.py) and returns,
     second, (N, C, h / features_stride, w / features_stride) encoder features.
+    hint_locality: its hints are (N, 4, h, w), the fourth plane where the hints may change the
+    picture (streamcolor/geodesic.hint_locality), which the Colorizer computes.
     """
 
     path: Path
@@ -36,6 +38,7 @@ class ModelCard:
     raw: dict
     hints: bool = False
     features_stride: int = 16
+    hint_locality: bool = False
     # the default chroma gain (Colorizer's vividness), chosen on validation photos for this model
     vividness: float = 1.0
 
@@ -74,6 +77,7 @@ def load_card(model_path: Path) -> ModelCard:
             raw=raw,
             hints=bool(raw.get("hints")),
             features_stride=int((raw.get("hints") or {}).get("features_stride", 16)),
+            hint_locality=bool((raw.get("hints") or {}).get("locality")),
             vividness=float(out.get("vividness", 1.0)),
         )
     except KeyError as e:

@@ -284,7 +284,8 @@ def test_hint_model_runs_the_same_in_the_torch_engine(hint_colorizer):
 
     eng = TorchEngine(hint_colorizer.card, threads=2, precision="fp32", device="cpu", compile=False)
     x = (np.random.default_rng(0).random((2, 1, 96, 128), np.float32) * 2 - 1).astype(np.float32)
-    planes = np.stack([hint_planes([HintPoint(0.3, 0.4, np.array([40.0, 20.0]), 0.05)], (96, 128))] * 2)
+    one = hint_planes([HintPoint(0.3, 0.4, np.array([40.0, 20.0]), 0.05)], (96, 128))
+    planes = np.stack([hint_colorizer._with_locality(one, xi) for xi in x])  # as the Colorizer feeds it
     ab_o, f_o = hint_colorizer.engine.run_features(x, planes)
     ab_t, f_t = eng.run_features(x, planes)
     np.testing.assert_allclose(ab_t, ab_o, atol=2e-2)
@@ -462,3 +463,74 @@ def test_a_pin_starting_between_key_frames_is_described_and_looked_for(hint_colo
         seq.push(i, f)
     seq.flush()
     assert tr.stats.cuts == 1 and tr.stats.pins_found + tr.stats.pins_missed >= 1, tr.stats
+
+
+def test_the_spreading_stops_at_an_edge_between_look_alike_regions():
+    """Two regions of the same L* and the same features, parted by a dark line (a coat's
+    outline against a wall of the same gray): the spreading after the network stays on the
+    hint's side (the geodesic term, streamcolor/geodesic.py); without an edge it would not."""
+    from streamcolor.hints_video import propagate_corrections
+
+    h, w = 24, 48
+    ab = np.zeros((h, w, 2), np.float32)
+    l_lo = np.full((h, w), 0.5, np.float32)
+    l_lo[:, 23:25] = 0.1  # the outline
+    feats = np.zeros((6, 12, 4), np.float32)
+    feats[..., 0] = 1.0  # one look everywhere: the features cannot tell the sides apart
+    hint = [HintPoint(0.25, 0.5, np.array([40.0, 0.0]), 0.02)]
+    out = propagate_corrections(ab, l_lo, feats, hint)
+    near, far = out[:, 4:20, 0].mean(), out[:, 28:44, 0].mean()
+    assert near > 20.0 and far < 0.2 * near
+    plain = propagate_corrections(ab, np.full((h, w), 0.5, np.float32), feats, hint)
+    assert plain[:, 28:44, 0].mean() > 0.25 * plain[:, 4:20, 0].mean()  # no edge: it spreads (falling with distance)
+
+
+def test_geodesic_distance_goes_around_an_edge_not_across():
+    from streamcolor.geodesic import geodesic_distance
+
+    guide = np.zeros((20, 20, 1), np.float32)
+    guide[:15, 10, 0] = 5.0  # a wall with a gap at the bottom
+    d = geodesic_distance(guide, np.array([[2, 2]]), step=0.1)[0]
+    assert d[2, 2] == 0.0
+    # the other side of the wall: reached through the gap (about 2 x 13 + 8 steps), not across (5)
+    assert 2.5 < d[2, 17] < 4.5
+    assert d[2, 7] == pytest.approx(0.5, abs=1e-5)  # five steps on the flat
+    with pytest.raises(ValueError, match="outside"):
+        geodesic_distance(guide, np.array([[20, 0]]))
+
+
+def test_hint_locality_stays_on_the_hinted_side_of_an_edge_and_opens_with_ten_hints():
+    from streamcolor.geodesic import hint_locality
+
+    lightness = np.full((64, 96), 0.5, np.float32)
+    lightness[:, 44:52] = 0.05  # a dark outline; the same gray on both sides
+    one = np.zeros((64, 96), bool)
+    one[30:33, 20:23] = True
+    reach = hint_locality(lightness, one)
+    assert reach.shape == (64, 96) and reach.dtype == np.float32
+    assert reach[:, :40].min() > 0.9 and reach[:, 56:].max() < 0.1
+    ten = np.zeros((64, 96), bool)
+    for k in range(10):
+        ten[5 + 5 * k, 10 + 3 * k] = True  # ten separate hints: the palette, not one object
+    assert hint_locality(lightness, ten).min() == 1.0
+    assert hint_locality(lightness, np.zeros((64, 96), bool)).min() == 1.0  # no hint: nothing to limit
+
+
+def test_one_hint_changes_its_object_not_the_look_alike_beyond_its_outline(hint_colorizer):
+    """The leak of issue 24, on a photo made here: two regions of the same gray texture parted
+    by a dark outline, one violet hint on the left one. The shipped hint model (its locality
+    plane) and the spreading after it change the left region and leave the right one nearly
+    as the automatic model had it."""
+    from streamcolor.hints_video import colorize_with_hints
+
+    rng = np.random.default_rng(5)
+    y8 = np.clip(128 + rng.normal(0, 6, (120, 200)), 0, 255).astype(np.uint8)
+    y8[:, 96:104] = 20
+    c = hint_colorizer
+    auto = c.predict([c.network_input(y8, True)])[0]
+    hints = parse_hints('[[hint]]\nat = [0.25, 0.5]\ncolor = "#8040c0"\n', "t.toml")
+    hinted = colorize_with_hints(y8, c, hints, True)
+    change = np.linalg.norm(hinted - auto, axis=2)
+    gw = change.shape[1]
+    left, right = change[:, : gw * 2 // 5].mean(), change[:, gw * 3 // 5 :].mean()
+    assert left > 10.0 and right < 0.1 * left

@@ -240,6 +240,9 @@ def test_a_shipped_model_comes_back_from_onnx_into_pytorch(name):
         h = np.zeros((2, 3, 96, 128), np.float32)
         y, xx = rng.integers(0, 90), rng.integers(0, 120)
         h[0, :, y : y + 4, xx : xx + 4] = np.float32([0.5, -0.4, 1.0])[:, None, None]
+        if model.locality:  # the fourth plane: where the hints may change the picture
+            reach = cv2.resize(rng.random((7, 9)).astype(np.float32), (128, 96))
+            h = np.concatenate([h, np.repeat(reach[None, None], 2, 0)], axis=1)
         feed["hints"] = h
         args.append(torch.from_numpy(h))
     want = sess.run(None, feed)[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from torch.nn import functional as F
 
 from training.student import ABClassifier, student_from_checkpoint
 
@@ -64,11 +65,16 @@ class HintGraph(torch.nn.Module):
         return self.student.annealed_mean(self.student.decode(e, hints)), e[16]
 
 
-def _random_hints(shape: tuple[int, ...]) -> torch.Tensor:
+def _random_hints(shape: tuple[int, ...], locality: bool = False) -> torch.Tensor:
     n, _, h, w = shape
     g = torch.Generator().manual_seed(0)
     mask = (torch.rand(n, 1, h, w, generator=g) < 0.01).float()
-    return torch.cat([(torch.rand(n, 2, h, w, generator=g) * 2 - 1) * mask, mask], dim=1)
+    planes = [(torch.rand(n, 2, h, w, generator=g) * 2 - 1) * mask, mask]
+    if locality:  # a smooth map in [0, 1]
+        planes.append(
+            F.interpolate(torch.rand(n, 1, h // 16 + 1, w // 16 + 1, generator=g), size=(h, w), mode="bilinear")
+        )
+    return torch.cat(planes, dim=1)
 
 
 def export(
@@ -87,7 +93,7 @@ def export(
     dyn = None if fixed else {"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "h4", 3: "w4"}}
     if hinted and dyn:
         dyn.update({"hints": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "h16", 3: "w16"}})
-    args = (x, _random_hints(x.shape)) if hinted else x
+    args = (x, _random_hints(x.shape, getattr(model, "locality", False))) if hinted else x
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         graph,
@@ -139,7 +145,7 @@ def compare_onnx(model: torch.nn.Module, path: Path, shapes: list[tuple[int, ...
         x = torch.rand(*shape) * 2 - 1
         with torch.no_grad():
             if hinted:
-                hints = _random_hints(shape)
+                hints = _random_hints(shape, getattr(model, "locality", False))
                 refs = [t.numpy() for t in HintGraph(model)(x, hints)]
                 got = sess.run(None, {"l": x.numpy(), "hints": hints.numpy()})
             else:
@@ -158,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--fixed", default="", help="HxW: export a fixed input size instead of dynamic")
     ap.add_argument("--fp16-weights", action="store_true", help="store weights as float16 (half the file)")
+    ap.add_argument(
+        "--hint-locality",
+        action="store_true",
+        help="a hint model: take a fourth hint plane, where the hints may change the picture (the runtime computes it, "
+        "streamcolor/geodesic.hint_locality), and multiply the hint branch by it",
+    )
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training data, metrics...)")
     ap.add_argument(
         "--backbone", type=Path, help="the MobileNetV2 TFLite file a student was built on, when its checkpoint lacks it"
@@ -183,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         from training.mobilenet import provenance
 
         ck["backbone"] = provenance(a.backbone)
+    if a.hint_locality:
+        if ck.get("hints") != "gated":
+            raise SystemExit("--hint-locality is for a gated hint model")
+        model.locality = True
     model.fold_head()
     if hasattr(model, "fold_classifier"):
         model.fold_classifier()
@@ -216,6 +232,19 @@ def main(argv: list[str] | None = None) -> None:
                     "comment": "hints (N, 3, H, W): a*/110 and b*/110 where a hint is, 0 elsewhere, and the 0/1 mask "
                     "(Zhang et al. 2017); features (N, C, H/16, W/16): the encoder's, independent of the hints",
                     "hint_none_share": ck.get("hint_none"),
+                    **(
+                        {
+                            "locality": {
+                                "plane": 3,
+                                "computed_by": "streamcolor.geodesic.hint_locality (the runtime, from the input's L*)",
+                                "comment": "hints (N, 4, H, W): the fourth plane in [0, 1] multiplies the hint "
+                                "branch: 1 on the hinted objects, exp(-geodesic distance across L* edges) beyond, "
+                                "the whole frame with ten hints or more",
+                            }
+                        }
+                        if a.hint_locality
+                        else {}
+                    ),
                     "design": "gated branch beside the automatic student's decoder (no hints: its output exactly)"
                     if ck.get("hints") == "gated"
                     else "hint grids added to the decoder",

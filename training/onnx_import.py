@@ -102,4 +102,92 @@ def mobile_student_from_onnx(path: str | Path, temperature: float | None = None)
     new["head.weight"] = new["head.weight"] * temperature
     new["head.bias"] = (new["head.bias"] + model.SHIFT) * temperature
     model.load_state_dict(new, strict=False)
+    # hints of 4 planes: the branch is multiplied by the locality plane (export --hint-locality)
+    hint_in = [i for i in m.graph.input if i.name == "hints"]
+    dims = hint_in[0].type.tensor_type.shape.dim if hint_in else []
+    model.locality = len(dims) > 1 and dims[1].dim_value == 4
     return model.eval()
+
+
+def checkpoint_from_onnx(path: str | Path, temperature: float | None = None) -> dict:
+    """A train_student checkpoint (its `--init`) of a shipped MobileStudent ONNX file: the
+    weights of a plain MobileStudent (the export's 4x4 stride-2 kernels back to 3x3 with TFLite
+    SAME padding: the 4x4 form's first row and column are zeros) and the fields
+    train_student and export read."""
+    model = mobile_student_from_onnx(path, temperature)
+    fresh = MobileStudent(model.bins, model.temperature, model.stages, model.decoder_widths, hints=model.hints)
+    shapes = {k: v.shape for k, v in fresh.state_dict().items()}
+    sd = {}
+    for k, v in model.state_dict().items():
+        if v.dim() == 4 and v.shape[-2:] == (4, 4) and shapes[k][-2:] == (3, 3):
+            if v[:, :, 0].abs().max() > 0 or v[:, :, :, 0].abs().max() > 0:
+                raise ValueError(f"{path}: {k} is not a folded SAME-padded 3x3 kernel")
+            v = v[:, :, 1:, 1:].contiguous()
+        sd[k] = v
+    fresh.load_state_dict(sd)
+    card = _card(Path(path))
+    training = card.get("training", {})
+    return {
+        "state_dict": fresh.state_dict(),
+        "arch": "mobile",
+        "stages": model.stages,
+        "decoder": list(model.decoder_widths),
+        "hints": model.hints,
+        "backbone": card.get("pretrained_backbone"),
+        "width": model.stages,
+        "depth": 4,
+        "bins": model.bins.clone(),
+        "steps": training.get("steps", 0) + training.get("init_steps", 0),
+        "seconds": training.get("seconds", 0) + training.get("init_seconds", 0),
+        "from_onnx": str(path),
+    }
+
+
+def copy_weights(source: str | Path, target: str | Path) -> int:
+    """Re-exporting a model through PyTorch (mobile_student_from_onnx -> training/export.py)
+    rounds a few weights by one float32 step (the head's fold and unfold), so a re-export of the
+    same model is not bit-exact. This puts the source file's weights into `target` (an export of
+    the same model, its graph changed around them): each initializer matched by name, or by the
+    node and input that use it (the folded batch norms' names are numbered), and of the same
+    shape. -> how many were copied; `target` is rewritten."""
+    import onnx
+    from onnx import numpy_helper
+
+    old, new = onnx.load(str(source)), onnx.load(str(target))
+
+    def users(m) -> dict[str, tuple[str, int]]:
+        names = {i.name for i in m.graph.initializer}
+        return {name: (n.name, k) for n in m.graph.node for k, name in enumerate(n.input) if name in names}
+
+    by_name = {i.name: i for i in old.graph.initializer}
+    by_use = {use: by_name[name] for name, use in users(old).items()}
+    new_users = users(new)
+    copied = 0
+    for init in new.graph.initializer:
+        src = by_name.get(init.name) or by_use.get(new_users.get(init.name, ("", -1)))
+        if src is not None and list(src.dims) == list(init.dims):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(src), init.name))
+            copied += 1
+    onnx.save(new, str(target))
+    return copied
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="a shipped MobileStudent ONNX file as a train_student checkpoint")
+    ap.add_argument("onnx", type=Path)
+    ap.add_argument("--out", type=Path, help="write the train_student checkpoint here")
+    ap.add_argument("--into", type=Path, help="or: copy ONNX's weights into this re-export of the same model")
+    a = ap.parse_args(argv)
+    if a.into:
+        print(f"copied {copy_weights(a.onnx, a.into)} weights into {a.into}")
+    elif a.out:
+        torch.save(checkpoint_from_onnx(a.onnx), a.out)
+        print(f"wrote {a.out}")
+    else:
+        ap.error("give --out or --into")
+
+
+if __name__ == "__main__":
+    main()

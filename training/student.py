@@ -324,19 +324,26 @@ class MobileStudent(ABClassifier):
         small network sees the hint grid beside the encoder's features at each stride, and its
         output is multiplied by gate = 1 when the photo holds any hint, else 0. So with no hints
         the result is exactly the decoder without hint channels, whatever the branch learned;
-        the branch alone is trained, the rest stays the automatic model."""
+        the branch alone is trained, the rest stays the automatic model. Hints of 4 planes: the
+        fourth (streamcolor/geodesic.hint_locality, in [0, 1]) multiplies each term, averaged
+        to its stride, so one hint changes its object and not the rest (issue 24)."""
         if not self.hints or hints is None:
             return {}
+        reach = hints[:, 3:4] if hints.shape[1] == 4 else None  # hint locality (4 planes)
+        hints = hints[:, :3]
         h = self.hint_grids(hints)
         if self.hints != "gated":
             return {s: getattr(self, f"hint{s}")(h[s]) for s in (16, 8, 4)}
         if self.stages != 16:
             raise ValueError("gated hints are built for the stages-16 student")
         gate = hints[:, 2:3].amax(dim=(2, 3), keepdim=True)
-        return {
+        terms = {
             s: gate * getattr(self, f"hint{s}")(torch.cat([h[s] * self.HINT_GAIN, e[s] * self.FEATURE_GAIN], dim=1))
             for s in (16, 8, 4)
         }
+        if reach is not None:  # each term only where the hints may change the picture
+            terms = {s: t * F.avg_pool2d(reach, s) for s, t in terms.items()}
+        return terms
 
     def logits(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 1, H, W) and optional (N, 3, H, W) hints -> (N, Q, H/4, W/4) class logits."""

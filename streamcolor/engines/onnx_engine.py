@@ -40,10 +40,12 @@ class OnnxEngine:
             raise ConfigError(f"cannot load model {card.path}: {str(e).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.hints = card.hints
+        # hint planes the model takes: 3, or 4 with the locality plane (ModelCard.hint_locality)
+        self.hint_planes = 4 if card.hint_locality else 3
         self.provider = self.session.get_providers()[0]
 
     def run(self, x: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
-        """hints: (N, 3, h, w) for a hint model (zeros when None: no hints)."""
+        """hints: (N, 3 or 4, h, w) for a hint model (zeros when None: no hints)."""
         if not self.hints:
             if hints is not None:
                 raise ConfigError("this model takes no hints (its card has no 'hints' entry)")
@@ -56,6 +58,6 @@ class OnnxEngine:
             raise ConfigError("this model has no hint inputs; hints and reference photos need one (student_hints.onnx)")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if hints is None:
-            hints = np.zeros((x.shape[0], 3, *x.shape[2:]), np.float32)
+            hints = np.zeros((x.shape[0], self.hint_planes, *x.shape[2:]), np.float32)
         ab, feats = self.session.run(None, {"l": x, "hints": np.ascontiguousarray(hints, dtype=np.float32)})
         return ab, feats

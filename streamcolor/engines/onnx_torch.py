@@ -184,6 +184,10 @@ class OnnxModule(torch.nn.Module):
             )
         self.input_name = g.input[0].name
         self.input_names = [i.name for i in g.input if i.name not in {t.name for t in g.initializer}]
+        # a hint model's planes (3, or 4 with the locality plane), from the graph's hints input
+        hint_inputs = [i for i in g.input if i.name in self.input_names[1:2]]
+        dims = hint_inputs[0].type.tensor_type.shape.dim if hint_inputs else []
+        self.hint_planes = dims[1].dim_value if len(dims) > 1 and dims[1].dim_value else 3
         self.output_name = g.output[0].name
         self.output_names = [o.name for o in g.output]
         self.nodes = []
@@ -214,7 +218,8 @@ class OnnxModule(torch.nn.Module):
     def forward_all(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> list[torch.Tensor]:
         env: dict = {self.input_name: x, **self.lists}
         if len(self.input_names) > 1:  # a hint model: no hints is all-zero hints
-            env[self.input_names[1]] = hints if hints is not None else x.new_zeros((x.shape[0], 3, *x.shape[2:]))
+            planes = self.hint_planes
+            env[self.input_names[1]] = hints if hints is not None else x.new_zeros((x.shape[0], planes, *x.shape[2:]))
         for name, buf in self.buffers_by_name.items():
             env[name] = getattr(self, buf)
         for i, (op, ins, out, a) in enumerate(self.nodes):
