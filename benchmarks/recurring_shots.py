@@ -147,11 +147,24 @@ class LoggedMemory(ShotMemory):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.log: list[tuple[int, int]] = []
+        self.seconds = 0.0  # spent in recall and observe: the memory's own cost
 
     def _start_shot(self, l_lo: np.ndarray) -> None:
         super()._start_shot(l_lo)
         if self.match is not None:
             self.log.append((self.stats.shots, self.match.shot.number))
+
+    def recall(self, l_lo: np.ndarray, ab_lo: np.ndarray, new_shot: bool) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return super().recall(l_lo, ab_lo, new_shot)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def observe(self, l_lo: np.ndarray, ab_lo: np.ndarray, new_shot: bool) -> None:
+        t0 = time.perf_counter()
+        super().observe(l_lo, ab_lo, new_shot)
+        self.seconds += time.perf_counter() - t0
 
 
 def lab(rgb8: np.ndarray) -> np.ndarray:
@@ -239,6 +252,7 @@ def scenario(clips, names, shot: int, gap: int, colorizer, clip_cuts: dict[str, 
     row["memory"] = {"shots": memory.stats.shots, "matched": memory.stats.matched, "line": memory.stats.line()}
     # the sequencer alone (network, filter, memory), one run each: a rough figure, see speed()
     row["sequencer_ms_per_frame"] = {"without": 1000 * s_without / len(frames), "with": 1000 * s_with / len(frames)}
+    row["memory_ms_per_frame"] = 1000 * memory.seconds / len(frames)
     sheet = {"A_last": (frames, base, mem, at["A"] + shot - 1), "A'_first": (frames, base, mem, at["A'"])}
     return row, sheet
 
@@ -348,6 +362,7 @@ def summarise(rows: list[dict]) -> dict:
     out["cross_clip_matches"] = sum(r["cross_clip_matches"] for r in rows)
     out["unrelated_bit_identical"] = all(r["max_abs_diff"]["B"] == 0 and r["max_abs_diff"]["C"] == 0 for r in rows)
     out["matched_shots"] = [r["memory"]["matched"] for r in rows]
+    out["memory_ms_per_frame"] = float(np.mean([r["memory_ms_per_frame"] for r in rows]))
     return out
 
 
@@ -396,7 +411,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{k:<22}{s0['truth_dab']:>10.2f}{s0['without_dab']:>9.2f}{s0['with_dab']:>8.2f}{s0['ratio_dab']:>7.2f}"
             f"{s0['without_de2000']:>9.2f}{s0['with_de2000']:>7.2f}{sm['ratio_dab']:>10.2f}"
             f"  pairs {s0['pairs']}/{sm['pairs']}, B and C bit-identical: {v['summary']['unrelated_bit_identical']}, "
-            f"cross-clip matches {v['summary']['cross_clip_matches']}, matched {v['summary']['matched_shots']}"
+            f"cross-clip matches {v['summary']['cross_clip_matches']}, matched {v['summary']['matched_shots']}, "
+            f"memory {v['summary']['memory_ms_per_frame']:.3f} ms/frame"
         )
     for label in ("edit", "one_shot") if a.repeats else ():
         sp = result["speed"][label]

@@ -160,6 +160,9 @@ class ShotMemory:
 
     def __post_init__(self) -> None:
         self.flow = _Flow(self.cfg.flow_scale)
+        # registration at a cut spans the time the camera was away: a finer flow, once a cut
+        self.fine = _Flow(self.cfg.flow_scale)
+        self.fine.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self.shots: OrderedDict[int, _Shot] = OrderedDict()
         self.match: _Match | None = None  # what the shot now being predicted recalls
         self.started: deque[_Shot] = deque()  # shots begun on the prediction side, not yet on the output side
@@ -234,7 +237,7 @@ class ShotMemory:
     def _registration(self, l_lo: np.ndarray, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray, float]:
         """The snapshot warped onto this frame: -> (its a*b* warped, the per-cell L*/100
         difference, the match confidence in [0, 1]; 0 when it does not match)."""
-        maps = self.flow.maps(l_lo, snap.l_lo)
+        maps = self.fine.maps(l_lo, snap.l_lo)
         d = l_lo - _warp(snap.l_lo, maps)
         mismatch = float(np.mean(np.abs(d)))
         matched = float(np.mean(np.abs(d) < self.cfg.sigma))
