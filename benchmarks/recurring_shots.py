@@ -28,7 +28,7 @@ Unrelated shots: B's and C's first appearance, which must come out bit for bit t
   the clips of both shots: a match across clips is a false one.
 Speed: `streamcolor video` end to end at 854x480 on the edit (gap: the last of --gaps) and on
   clip a alone (one shot), alternating without and with the memory, median of `--repeats`.
-A contact sheet (PNG) of the first two scenarios at the last gap: A's last frame and A''s
+A contact sheet (JPEG, or PNG by --sheet's name) of the first two scenarios at the last gap: A's last frame and A''s
 first, original, without and with the memory, and the colour change between them.
 Results: benchmarks/results/recurring_shots_<date>.json.
 """
@@ -276,7 +276,7 @@ def contact_sheet(sheets: list[dict], path: Path) -> None:
         rows.append(np.hstack(diffs))
     img = np.vstack(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
 def write_gray(frames: list[np.ndarray], path: Path) -> Path:
@@ -352,8 +352,9 @@ def summarise(rows: list[dict]) -> dict:
                     for m in ("dab", "de2000"):
                         vals.setdefault(f"{side}_{m}", []).append(ret[key][side][m])
         s = {k: float(np.mean(v)) for k, v in vals.items()}
-        s["ratio_dab"] = s["with_dab"] / s["without_dab"]
-        s["ratio_de2000"] = s["with_de2000"] / s["without_de2000"]
+        if pairs:
+            s["ratio_dab"] = s["with_dab"] / s["without_dab"]
+            s["ratio_de2000"] = s["with_de2000"] / s["without_de2000"]
         s["pairs"], s["pairs_skipped"] = pairs, skipped
         out[into] = s
     psnr_w = [ret["psnr_with"] for r in rows for ret in r["returns"].values()]
@@ -373,7 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gaps", type=int, nargs="+", default=[0, 36], help="frames of A passing off screen during B")
     ap.add_argument("--scenarios", nargs="+", help="a,b,c clip names (default: the tuning and held-out sets)")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs without and with (0: none)")
-    ap.add_argument("--sheet", type=Path, default=RESULTS / "recurring_shots_sheet.png")
+    ap.add_argument("--sheet", type=Path, default=RESULTS / "recurring_shots_sheet.jpg")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     sets = {"tuning": TUNING, "held_out": HELD_OUT}
@@ -407,6 +408,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     for k, v in result["sets"].items():
         s0, sm = v["summary"]["frame_0"], v["summary"]["frame_mid"]
+        if not s0["pairs"] or not sm["pairs"]:
+            print(f"{k:<22}no pair of frames with the same content to measure")
+            continue
         print(
             f"{k:<22}{s0['truth_dab']:>10.2f}{s0['without_dab']:>9.2f}{s0['with_dab']:>8.2f}{s0['ratio_dab']:>7.2f}"
             f"{s0['without_de2000']:>9.2f}{s0['with_de2000']:>7.2f}{sm['ratio_dab']:>10.2f}"

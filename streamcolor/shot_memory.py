@@ -17,8 +17,10 @@ output grid, per frame with a prediction,
   `shots` entries, least recently used dropped first, so memory is flat however long the
   film is (about 35 kB a snapshot at the default 40x72 grid, whatever the frame size).
 - Recognising, at a cut: a thumbnail signature (zero-mean, unit-norm L* at 16x12) orders the
-  candidates; the `candidates` most similar are registered to the new frame with the temporal
-  filters' own DIS optical flow, and one matches only when motion explains the new frame
+  candidates; the `candidates` most similar are registered to the new frame with DIS optical
+  flow (the medium preset, finer than the filters' ultrafast: the camera may have moved on for
+  a while; at the tuning edits' 1.5 s gaps it took the change of A's colours from 0.65x to
+  0.50x of today's), and one matches only when motion explains the new frame
   (mean |L* - warped L*| at most `max_mismatch`, the filters' own cut threshold, and at most
   `max_relative_mismatch` of the frame's contrast; at least `min_matched` of the cells within
   `sigma`). This is the filters' cut test read the other way: "the same shot, moved".
@@ -33,8 +35,8 @@ output grid, per frame with a prediction,
 
 The recalled shot continues the entry it matched (its latest snapshot becomes the return's),
 so A'' finds the colours A' kept from A. Cost: nothing per frame in an unmatched shot but
-keeping two references; at a cut up to `candidates` DIS flows at the grid size; one DIS flow
-per frame with a prediction in a recalled shot.
+keeping two references; at a cut up to `candidates` DIS flows (medium) at the grid size; one
+DIS flow (ultrafast) per frame with a prediction in a recalled shot.
 """
 
 from __future__ import annotations
