@@ -125,6 +125,28 @@ def test_a_flat_shot_is_never_recognised():
     assert memory.stats.matched == 0
 
 
+def test_two_different_night_shots_are_not_taken_for_one():
+    """Dark shots differ little in absolute L*: night A and night B below differ by 0.028 after
+    registration, under the 0.06 limit, and would be taken for one shot; the match is judged
+    against the frame's own contrast too (max_relative_mismatch)."""
+
+    def night(seed: int) -> list[np.ndarray]:
+        return shot(0.04 + 0.3 * (panorama(seed, H, W) - 0.15) / 0.7, 0, 3, W)
+
+    def day(seed: int) -> list[np.ndarray]:  # between them: the cuts the filters see
+        return shot(0.5 + 0.4 * (panorama(seed, H, W) - 0.15) / 0.7, 0, 3, W)
+
+    memory = ShotMemory()
+    ab = np.zeros((H, W, 2), np.float32)
+    matched = []
+    for frames in (day(31), night(21), day(32), night(22), day(33), night(21)):
+        for k, lv in enumerate(frames):
+            memory.recall(lv, ab, k == 0)
+            memory.observe(lv, ab, k == 0)
+        matched.append(memory.stats.matched)
+    assert matched == [0, 0, 0, 0, 0, 1]  # night B is not night A; night A's return is
+
+
 # -- through the whole pipeline: a file in, a file out ------------------------------------------
 
 FH, FW = 96, 176
