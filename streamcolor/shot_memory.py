@@ -29,8 +29,9 @@ output grid, per frame with a prediction,
   prediction becomes ab + w * (target - ab) (the filters' blend) and enters the temporal
   filter as that frame's prediction, smoothed like any other. Through the rest of the shot the
   target and weights are carried along the shot's own motion (flow from the last frame they
-  were placed on), the weight falling where L* disagrees (occlusion, new content), as a
-  pinned hint is carried; once the mean weight is below _MIN_PULL the shot is let go.
+  were placed on), each cell's weight the least trust along its way (it falls where L*
+  disagrees: occlusion, new content), as a pinned hint is carried; once the mean weight is
+  below _MIN_PULL the shot is let go.
 - An unmatched shot is left alone: its prediction is returned as the same array, bit for bit.
 
 The recalled shot continues the entry it matched (its latest snapshot becomes the return's),
@@ -259,7 +260,9 @@ class ShotMemory:
                 return None
             maps = self.flow.maps(l_lo, match.l_lo)
             z = (l_lo - _warp(match.l_lo, maps)) / self.cfg.sigma
-            match.weight = _warp(match.weight, maps) * np.exp(-z * z)
+            # the least trust along the way, not its product: small interpolation mismatches
+            # every frame must not wear the pull away, an occlusion must end it
+            match.weight = np.minimum(_warp(match.weight, maps), self.cfg.strength * np.exp(-z * z))
             match.target = _warp(match.target, maps)
             match.l_lo = l_lo
         if float(match.weight.mean()) < _MIN_PULL:
