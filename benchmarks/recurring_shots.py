@@ -375,12 +375,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scenarios", nargs="+", help="a,b,c clip names (default: the tuning and held-out sets)")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs without and with (0: none)")
     ap.add_argument("--sheet", type=Path, default=RESULTS / "recurring_shots_sheet.jpg")
+    ap.add_argument("--speed-only", action="store_true", help="only the end-to-end speed (more --repeats)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     sets = {"tuning": TUNING, "held_out": HELD_OUT}
     if a.scenarios:
         sets = {"given": [tuple(s.split(",")) for s in a.scenarios]}
     colorizer = make_colorizer(ColorizeConfig())
+    if a.speed_only:
+        first = next(iter(sets.values()))[0]
+        sp = speed(a.video_dir, first, a.shot, a.gaps[-1], colorizer, a.repeats)
+        out = save_result("recurring_shots_speed", {"shot": a.shot, "gap": a.gaps[-1], "speed": sp}, a.out)
+        for label in ("edit", "one_shot"):
+            print(f"speed {label}: fps without {sp[label]['median_without']:.1f}, with {sp[label]['median_with']:.1f}")
+        print(f"wrote {out}")
+        return {"speed": sp}
     need = 3 * a.shot + 2 * max(a.gaps)
     names = {n for group in sets.values() for s in group for n in s}
     clips = {n: load_frames(a.video_dir / n, need) for n in sorted(names)}

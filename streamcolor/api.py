@@ -224,7 +224,7 @@ def colorize_video(
                             info.full_range,
                         )
                     )
-        memory = ShotMemory() if getattr(cfg, "shot_memory", False) and cfg.temporal != "off" else None
+        memory = ShotMemory() if cfg.shot_memory and cfg.temporal != "off" else None
         decoded = Stage("decode", decode, None, maxsize=16)
         colored = Stage(
             "colorize",
@@ -278,18 +278,12 @@ def colorize_video(
     rate = None
     if frames is not None:
         rate = f"{float(info.average_rate):g} fps{SEQUENCE_RATE_FROM[source.rate_from]}"
-    return VideoSummary(
-        sink.frames,
-        seconds,
-        source.decode_errors,
-        times,
-        describe(colorizer),
-        out,
-        hints_line,
-        rate,
-        resume,
-        memory.stats.line() if memory is not None and memory.stats.matched else None,
+    summary = VideoSummary(
+        sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line, rate, resume
     )
+    if memory is not None and memory.stats.matched:
+        summary.shots = memory.stats.line()
+    return summary
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:
