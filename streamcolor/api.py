@@ -36,6 +36,7 @@ from streamcolor.sequence import (
     resume_from,
     sequence_target,
 )
+from streamcolor.shot_memory import ShotMemory
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
 from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
@@ -61,6 +62,8 @@ class ColorizeConfig:
     hints: HintFile | None = None
     # chroma gain on the network's a*b* (Colorizer); None: the model card's default
     vividness: float | None = None
+    # recurring shots keep their colours (streamcolor/shot_memory.py); needs a temporal filter
+    shot_memory: bool = True
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -95,6 +98,7 @@ class VideoSummary:
     hints: str | None = None  # what the hints did, one line (HintStats.line)
     rate: str | None = None  # an image sequence's frame rate and where it came from ('24 fps, the default')
     resumed: int | None = None  # a sequence output continued from this frame number
+    shots: str | None = None  # what the shot memory did, one line (ShotMemoryStats.line)
 
     @property
     def fps(self) -> float:
@@ -220,6 +224,7 @@ def colorize_video(
                             info.full_range,
                         )
                     )
+        memory = ShotMemory() if cfg.shot_memory and cfg.temporal != "off" else None
         decoded = Stage("decode", decode, None, maxsize=16)
         colored = Stage(
             "colorize",
@@ -234,6 +239,7 @@ def colorize_video(
                 tracker=tracker,
                 chroma_shape=sink.plan.chroma_shape(info.width, info.height),
                 depth=sink.plan.depth,
+                shot_memory=memory,
             ),
             decoded,
             maxsize=16,
@@ -272,9 +278,12 @@ def colorize_video(
     rate = None
     if frames is not None:
         rate = f"{float(info.average_rate):g} fps{SEQUENCE_RATE_FROM[source.rate_from]}"
-    return VideoSummary(
+    summary = VideoSummary(
         sink.frames, seconds, source.decode_errors, times, describe(colorizer), out, hints_line, rate, resume
     )
+    if memory is not None and memory.stats.matched:
+        summary.shots = memory.stats.line()
+    return summary
 
 
 def early_end(decoded_s: float, stated_s: float | None, rate: float | None) -> str | None:

@@ -233,6 +233,13 @@ def video(
     deflicker: Annotated[
         bool, typer.Option("--deflicker", help="Steady the brightness pumping of old film first (changes the luma).")
     ] = False,
+    shot_memory: Annotated[
+        bool,
+        typer.Option(
+            "--shot-memory/--no-shot-memory",
+            help="A shot the camera returns to keeps the colours it had (needs a temporal filter).",
+        ),
+    ] = True,
     codec: Annotated[
         Codec,
         typer.Option(
@@ -276,6 +283,7 @@ def video(
             precision=precision.value if precision else None,
             vividness=vividness,
             encode=EncodeOptions(codec=codec.value, crf=crf, preset=preset.value),
+            shot_memory=shot_memory,
         )
         summary = colorize_video(
             src,
@@ -314,6 +322,8 @@ def video(
         )
         if summary.hints:
             typer.echo(summary.hints, err=True)
+        if summary.shots:
+            typer.echo(summary.shots, err=True)
 
 
 @app.command()

@@ -21,6 +21,7 @@ import numpy as np
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError
 from streamcolor.hints_video import HintTracker
+from streamcolor.shot_memory import ShotMemory
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
@@ -127,12 +128,15 @@ class FrameSequencer:
         first_index: int = 0,
         tracker: HintTracker | None = None,
         seconds_of: Callable[[object], float] | None = None,
+        shot_memory: ShotMemory | None = None,
     ):
         """first_index: the index of the first frame pushed, when a run starts mid-film
         (shots.py): key frames stay where a run from the start puts them.
         tracker: user hints and reference photos (streamcolor/hints_video.py), for a hint
         model: every frame goes through the tracker; key frames and batches as without it.
-        seconds_of: item -> its time in seconds (when the hints start and end)."""
+        seconds_of: item -> its time in seconds (when the hints start and end).
+        shot_memory: recurring shots keep their colours (streamcolor/shot_memory.py); it sees
+        the temporal filter's predictions, so it needs one."""
         if keyframe_interval > 1 and temporal == "off":
             raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
         self.tracker = tracker
@@ -143,8 +147,8 @@ class FrameSequencer:
         self.interval = max(1, keyframe_interval)
         self.batch = batch
         self.times = times or StageTimes()
-        self.causal = CausalFilter(temporal_cfg) if temporal == "causal" else None
-        self.smoother = BidirectionalFilter(temporal_cfg) if temporal == "bidirectional" else None
+        self.causal = CausalFilter(temporal_cfg, shot_memory) if temporal == "causal" else None
+        self.smoother = BidirectionalFilter(temporal_cfg, shot_memory) if temporal == "bidirectional" else None
         self.waiting: list[tuple[object, np.ndarray, bool]] = []
         self.count = first_index
         self.network_runs = 0
@@ -264,10 +268,12 @@ def colorize_items(
     tracker: HintTracker | None = None,
     chroma_shape: tuple[int, int] | None = None,
     depth: int = 8,
+    shot_memory: ShotMemory | None = None,
 ) -> Iterator:
     """Colorize GrayFrames; other items pass through in their place. tracker: user hints and
     reference photos (FrameSequencer). chroma_shape: (Hc, Wc) of the chroma planes to make
     (None: 4:2:0's half size); depth: their bits (above 8 for a deep output, sink.VideoPlan).
+    shot_memory: recurring shots keep their colours (FrameSequencer).
 
     A frame leaves once its a*b* is final (with the bidirectional filter, once its
     look-ahead frames have been seen); items behind it wait, so output order is input order."""
@@ -291,6 +297,7 @@ def colorize_items(
         first_index=first_index,
         tracker=tracker,
         seconds_of=seconds_of,
+        shot_memory=shot_memory,
     )
 
     def release(ready: list[tuple[GrayFrame, np.ndarray, np.ndarray | None]]) -> Iterator:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -37,6 +38,21 @@ Prediction = np.ndarray | Callable[[], np.ndarray]
 
 def _now(pred: Prediction) -> np.ndarray:
     return pred() if callable(pred) else pred
+
+
+class Memory(Protocol):
+    """What the filters tell a memory of shots (streamcolor/shot_memory.py, ShotMemory)."""
+
+    def recall(self, l_lo: np.ndarray, ab_lo: np.ndarray, new_shot: bool) -> np.ndarray:
+        """Every frame that has a prediction, in order (new_shot: the first frame of a shot)
+        -> the prediction to use."""
+
+    def observe(self, l_lo: np.ndarray, ab_lo: np.ndarray, new_shot: bool) -> None:
+        """Every frame's final a*b*, in order, as it leaves the filter."""
+
+
+def _recalled(memory: Memory | None, l_lo: np.ndarray, ab: np.ndarray, new_shot: bool) -> np.ndarray:
+    return ab if memory is None else memory.recall(l_lo, ab, new_shot)
 
 
 @dataclass(frozen=True)
@@ -143,8 +159,9 @@ def _blend(
 class CausalFilter:
     """Online: feed frames in order, get each frame's filtered a*b* back at once."""
 
-    def __init__(self, cfg: TemporalConfig | None = None):
+    def __init__(self, cfg: TemporalConfig | None = None, memory: Memory | None = None):
         self.cfg = cfg or TemporalConfig()
+        self.memory = memory  # recurring shots (streamcolor/shot_memory.py), or None
         self.flow = _Flow(self.cfg.flow_scale)
         self.prev_l: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
@@ -153,21 +170,25 @@ class CausalFilter:
     def __call__(self, l_lo: np.ndarray, ab_lo: Prediction) -> np.ndarray:
         """ab_lo: this frame's prediction, or a callable for frames between key frames:
         those take the motion-compensated history and run the network only at a cut."""
-        if self.prev_l is None or self.prev_l.shape != l_lo.shape:
-            out = _now(ab_lo)
+        cuts, first = self.cuts, self.prev_l is None or self.prev_l.shape != l_lo.shape
+        if first:
+            out = _recalled(self.memory, l_lo, _now(ab_lo), True)
         elif is_cut(l_lo, self.prev_l, self.cfg):
             self.cuts += 1
-            out = _now(ab_lo)
+            out = _recalled(self.memory, l_lo, _now(ab_lo), True)
         else:
             maps = self.flow.maps(l_lo, self.prev_l)
             hist_l = _warp(self.prev_l, maps)
             if is_cut_after_motion(l_lo, hist_l, self.cfg):
                 self.cuts += 1
-                out = _now(ab_lo)
+                out = _recalled(self.memory, l_lo, _now(ab_lo), True)
             elif callable(ab_lo):
                 out = _warp(self.prev_ab, maps)
             else:
+                ab_lo = _recalled(self.memory, l_lo, ab_lo, False)
                 out = _blend(ab_lo, l_lo, _warp(self.prev_ab, maps), hist_l, self.cfg)
+        if self.memory is not None:
+            self.memory.observe(l_lo, out, first or cuts != self.cuts)
         self.prev_l, self.prev_ab = l_lo, out
         return out
 
@@ -186,8 +207,9 @@ class BidirectionalFilter:
     """Fixed-lag smoother: push frames in order; finished frames come out `lookahead`
     frames later (and all at the end with flush()). Holds lookahead + 1 frames."""
 
-    def __init__(self, cfg: TemporalConfig | None = None):
+    def __init__(self, cfg: TemporalConfig | None = None, memory: Memory | None = None):
         self.cfg = cfg or TemporalConfig()
+        self.memory = memory  # recurring shots (streamcolor/shot_memory.py), or None
         self.flow = _Flow(self.cfg.flow_scale)
         self.window: deque[_Slot] = deque()
         self.prev: _Slot | None = None
@@ -209,7 +231,7 @@ class BidirectionalFilter:
                 self.cuts += 1
                 cut = True
         if cut:
-            slot.ab_pred = _now(ab_lo)
+            slot.ab_pred = _recalled(self.memory, l_lo, _now(ab_lo), True)
             slot.forward = slot.ab_pred
             slot.cut_before = True
         else:
@@ -221,6 +243,7 @@ class BidirectionalFilter:
             if slot.ab_pred is None:
                 slot.forward = hist_ab
             else:
+                slot.ab_pred = _recalled(self.memory, l_lo, slot.ab_pred, False)
                 slot.forward = _blend(slot.ab_pred, l_lo, hist_ab, hist_l, self.cfg)
         self.window.append(slot)
         if len(self.window) > self.cfg.lookahead:
@@ -246,10 +269,14 @@ class BidirectionalFilter:
         oldest = self.window.popleft()
         self.prev = oldest
         if oldest.ab_pred is None:  # between key frames: both directions are propagation
-            return oldest.item, 0.5 * (oldest.forward + back)
-        # Forward and backward recursions each weigh frame t+-k by (1-s) s^k and both
-        # contain this frame's own prediction: remove one copy and renormalise, which is
-        # the two-sided exponential smoother (weights s^|k|). Where a pixel is occluded
-        # both recursions fall back to the prediction and so does this.
-        s = self.cfg.strength
-        return oldest.item, (oldest.forward + back - (1.0 - s) * oldest.ab_pred) / (1.0 + s)
+            out = 0.5 * (oldest.forward + back)
+        else:
+            # Forward and backward recursions each weigh frame t+-k by (1-s) s^k and both
+            # contain this frame's own prediction: remove one copy and renormalise, which is
+            # the two-sided exponential smoother (weights s^|k|). Where a pixel is occluded
+            # both recursions fall back to the prediction and so does this.
+            s = self.cfg.strength
+            out = (oldest.forward + back - (1.0 - s) * oldest.ab_pred) / (1.0 + s)
+        if self.memory is not None:
+            self.memory.observe(oldest.l_lo, out, oldest.cut_before)
+        return oldest.item, out

@@ -27,6 +27,9 @@ from streamcolor.errors import ConfigError, InputError
 from streamcolor.sink import EncodeOptions, partial_path
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
+# what --split-shots pieces amount to: no shot memory across them (make_shots_video's third shot
+# is its first, recurring)
+PIECES_ALIKE = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0), shot_memory=False)
 VIDEOS = ("a.mp4", "sub/b.mp4", "sub/deeper/c.mp4")  # outputs, relative to OUTDIR
 
 
@@ -184,7 +187,8 @@ def test_split_shots_equals_a_single_run(temporal, tmp_path, colorizer):
     """One film cut at its 2 scene cuts into 3 pieces colorized by 2 workers and joined: the
     same frames, timestamps, audio packets and (lossless) pictures as `streamcolor video`."""
     film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
-    cfg = ColorizeConfig(threads=1, temporal=temporal, encode=EncodeOptions(crf=0))
+    # pieces colorized apart share no shot memory (its third shot is its first, recurring)
+    cfg = ColorizeConfig(threads=1, temporal=temporal, encode=EncodeOptions(crf=0), shot_memory=False)
     single = tmp_path / "single.mp4"
     colorize_video(film, single, dataclasses.replace(cfg, threads=2), colorizer=colorizer)
     out = tmp_path / "out"
@@ -216,7 +220,7 @@ def test_split_shots_rerun_reuses_finished_pieces(tmp_path, colorizer):
     assert seen[0].frames_total == 155 - (first.end - first.first)  # the finished piece is not run again
     assert [(r.status, r.backend) for r in summary.results] == [("done", "3 pieces")]
     single = tmp_path / "single.mp4"
-    colorize_video(film, single, LOSSLESS, colorizer=colorizer)
+    colorize_video(film, single, PIECES_ALIKE, colorizer=colorizer)
     assert_same_video(out / "film.mp4", single)
     assert not (out / ".streamcolor-chunks").exists()
 
@@ -381,7 +385,7 @@ def test_ray_task_whose_worker_dies_is_retried_once(ray_session, tmp_path):
 def test_split_shots_on_ray_equals_a_single_run(ray_session, tmp_path, colorizer):
     film = make_shots_video(tmp_path / "film.mp4", shots=(50, 56, 49))
     single = tmp_path / "single.mp4"
-    colorize_video(film, single, LOSSLESS, colorizer=colorizer)
+    colorize_video(film, single, PIECES_ALIKE, colorizer=colorizer)
     result = CliRunner().invoke(
         app, ["batch", str(film), str(tmp_path / "out"), "--ray", "auto", "--split-shots", "--crf", "0"]
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from media import make_video
 
-from benchmarks import temporal_quality, video_speed
+from benchmarks import recurring_shots, temporal_quality, video_speed
 
 
 def test_video_speed_tiny(tmp_path):
@@ -240,3 +240,16 @@ def test_composite_keeps_the_object():
     mask[2:5, 3:6] = True
     out = composite(obj, mask, np.zeros((16, 16, 3), np.uint8))
     assert (out[mask] == 200).all() and (out[~mask] == 0).all()
+
+
+def test_recurring_shots_tiny(tmp_path):
+    for name, width in (("a.mp4", 96), ("b.mp4", 128), ("c.mp4", 160)):
+        make_video(tmp_path / name, width=width, height=64, frames=20, audio=False)
+    out, sheet = tmp_path / "r.json", tmp_path / "sheet.jpg"
+    args = ["--video-dir", str(tmp_path), "--scenarios", "a.mp4,b.mp4,c.mp4", "--shot", "6", "--gaps", "0"]
+    result = recurring_shots.main([*args, "--repeats", "1", "--out", str(out), "--sheet", str(sheet)])
+    row = result["sets"]["given/gap0"]["scenarios"][0]
+    # the three tiny clips show the same generated scene: no cut between them, nothing to recall
+    assert row["memory"]["shots"] >= 1 and set(row["returns"]) == {"A->A'", "A'->A''", "B->B'"}
+    assert {"without", "with"} <= set(result["speed"]["edit"]["fps"])
+    assert json.loads(out.read_text())["machine"]["cores"] and sheet.stat().st_size > 0

@@ -177,14 +177,15 @@ class _Cancelled(StreamcolorError):
 
 
 class RenderJob:
-    """`streamcolor video FILM OUT --hints <the studio's hints>` in a thread."""
+    """`streamcolor video FILM OUT --hints <the studio's hints> --no-shot-memory` in a thread."""
 
     def __init__(
         self, film: Path, out: Path, hints: HintFile, encode: EncodeOptions, threads: int | None, frames: int = 0
     ):
         """frames: the film's frame count when known (the progress bar's length from the start)."""
         self.film, self.out = film, out
-        self.cfg = ColorizeConfig(hints=hints or None, encode=encode, threads=threads)
+        # no shot memory: the page previews each shot alone, and the render gives what it showed
+        self.cfg = ColorizeConfig(hints=hints or None, encode=encode, threads=threads, shot_memory=False)
         self.status = JobStatus("running", total=frames, started=time.monotonic())
         self.warnings: list[str] = []
         self.summary = None
