@@ -391,11 +391,12 @@ def thresholds(data: Path, model: Path, limit: int = 200, grid=(0.5, 0.6, 0.7, 0
     return out
 
 
-def speed(model: Path, auto: Path, frames: int, repeats: int = 2) -> dict:
+def speed(model: Path, auto: Path, frames: int, repeats: int = 2, baseline: Path | None = None) -> dict:
     """Side by side, same clip and settings: `colorize_video` with the automatic model; the hint
-    model with no hints; with 10 hints from the first frame; with 10 hints one every 0.5 s
-    (until the cut: the decode-only backward pass runs); with a reference photo (the clip's
-    first colour frame)."""
+    model with no hints; with 1 hint and with 10 hints from the first frame; with 10 hints one
+    every 0.5 s (until the cut: the decode-only backward pass runs); with a reference photo (the
+    clip's first colour frame). baseline: another hint model run the same ways beside it (the
+    runs alternate), e.g. the previous one."""
     from benchmarks.video_speed import make_gray_input
     from streamcolor.api import colorize_video
     from streamcolor.hints import load_hints
@@ -418,13 +419,18 @@ def speed(model: Path, auto: Path, frames: int, repeats: int = 2) -> dict:
             ]
         (d / "hints.toml").write_text("\n".join(lines))
         (d / "hints0.toml").write_text("\n".join(v for v in lines if not v.startswith("time")))
-        runs = {
-            "automatic": ColorizeConfig(model=auto),
-            "hint model, no hints": ColorizeConfig(model=model),
-            "10 hints from the start": ColorizeConfig(model=model, hints=load_hints(d / "hints0.toml")),
-            "10 hints": ColorizeConfig(model=model, hints=load_hints(d / "hints.toml")),
-            "reference": ColorizeConfig(model=model, hints=HintFile((), (Reference(ref),))),
-        }
+        (d / "hint1.toml").write_text("\n".join(v for v in lines[:5] if not v.startswith("time")))
+        runs = {"automatic": ColorizeConfig(model=auto)}
+        for tag, m in (("", model), *((("previous: ", baseline),) if baseline else ())):
+            runs.update(
+                {
+                    tag + "hint model, no hints": ColorizeConfig(model=m),
+                    tag + "1 hint from the start": ColorizeConfig(model=m, hints=load_hints(d / "hint1.toml")),
+                    tag + "10 hints from the start": ColorizeConfig(model=m, hints=load_hints(d / "hints0.toml")),
+                    tag + "10 hints": ColorizeConfig(model=m, hints=load_hints(d / "hints.toml")),
+                    tag + "reference": ColorizeConfig(model=m, hints=HintFile((), (Reference(ref),))),
+                }
+            )
         best = {k: float("inf") for k in runs}
         for _ in range(repeats):
             for name, cfg in runs.items():
@@ -463,6 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--auto", type=Path, required=True)
     p.add_argument("--frames", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3, help="runs of each; the best counts")
+    p.add_argument("--baseline", type=Path, help="another hint model (e.g. the previous one) run beside it")
     a = ap.parse_args(argv)
     t0 = time.time()
     if a.what == "photos":
@@ -474,7 +481,7 @@ def main(argv: list[str] | None = None) -> dict:
     elif a.what == "thresholds":
         res = thresholds(a.data, a.model, a.limit)
     else:
-        res = speed(a.model, a.auto, a.frames, a.repeats)
+        res = speed(a.model, a.auto, a.frames, a.repeats, a.baseline)
     res["command"] = "python -m benchmarks.hints_quality " + " ".join(argv or __import__("sys").argv[1:])
     res["wall_seconds"] = round(time.time() - t0, 1)
     save_result(f"hints_{a.what}", res, a.out)
