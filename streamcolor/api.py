@@ -22,7 +22,7 @@ from streamcolor.colorizer import Colorizer
 from streamcolor.deflicker import deflicker_items
 from streamcolor.engines.registry import create_engine
 from streamcolor.errors import ConfigError, InputError, OutputError
-from streamcolor.hints import HintFile
+from streamcolor.hints.file import HintFile
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
 from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
@@ -56,7 +56,7 @@ class ColorizeConfig:
     threads: int | None = None  # inference threads; None = all cores
     precision: str | None = None  # None: the backend's default (fp16 on GPUs, fp32 for ONNX Runtime)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
-    # user hints and reference photos (streamcolor/hints.py); they need a hint model, which
+    # user hints and reference photos (streamcolor/hints/); they need a hint model, which
     # the default model is then swapped for (streamcolor/models/student_hints.onnx)
     hints: HintFile | None = None
     # chroma gain on the network's a*b* (Colorizer); None: the model card's default
@@ -198,11 +198,11 @@ def colorize_video(
 
         tracker = None
         if cfg.hints:
-            from streamcolor.hints_video import HintTracker
+            from streamcolor.hints.tracker import HintTracker
 
             tracker = HintTracker(cfg.hints, colorizer, info.width, info.height, info.full_range, warn=warn)
             if cfg.temporal == "bidirectional" and not is_url:  # hints also reach back to their shot's start
-                from streamcolor.hints_video import backward_positions
+                from streamcolor.hints.backward import backward_positions
 
                 rate = float(info.average_rate or 25)
                 again_cm = (
@@ -321,7 +321,7 @@ def colorize_photo(
     uint8 or uint16 -> the same layout in colour (gray -> BGR, gray+alpha -> BGRA), the
     same depth. Colour goes into the colour channels only: alpha is copied untouched, and
     a 16-bit photo's L* is its own 16-bit lightness, not the 8 bits the network sees.
-    hints: user hints and reference photos (streamcolor/hints.py; times are ignored, every
+    hints: user hints and reference photos (streamcolor/hints/; times are ignored, every
     hint applies); the colorizer must then run a hint model."""
     top = 65535.0 if img.dtype == np.uint16 else 255.0
     alpha = img[..., 3] if img.ndim == 3 and img.shape[2] == 4 else None
@@ -331,7 +331,7 @@ def colorize_photo(
         gray = color.rgb_to_gray(img[..., 2::-1].astype(np.float32) / top)
     y8 = (gray * 255.0 + 0.5).astype(np.uint8)
     if hints:
-        from streamcolor.hints_video import colorize_with_hints
+        from streamcolor.hints.photo import colorize_with_hints
 
         lab = colorizer._lab_at(y8, colorize_with_hints(y8, colorizer, hints, True, warn), y8.shape, True)
     else:

@@ -189,7 +189,7 @@ def _frame_rate(text: str | None) -> Fraction | None:
 
 def _hint_file(hints: Path | None, reference: list[Path] | None):
     """--hints and --reference -> one HintFile (None when neither is given)."""
-    from streamcolor.hints import HintFile, Reference, load_hints
+    from streamcolor.hints.file import HintFile, Reference, load_hints
 
     if hints is None and not reference:
         return None
@@ -637,7 +637,7 @@ def _live(
 def _save_live_hints(path: Path, controls: LiveControls, quiet: bool) -> None:
     """The session's hints as a hints file (the preview's 'save hints' writes the same)."""
     from streamcolor.errors import OutputError
-    from streamcolor.hints import dump_hints
+    from streamcolor.hints.file import dump_hints
 
     session = controls.hints.session()
     try:

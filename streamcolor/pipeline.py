@@ -20,7 +20,7 @@ import numpy as np
 
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError
-from streamcolor.hints_video import HintTracker
+from streamcolor.hints.tracker import HintTracker
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
@@ -130,7 +130,7 @@ class FrameSequencer:
     ):
         """first_index: the index of the first frame pushed, when a run starts mid-film
         (shots.py): key frames stay where a run from the start puts them.
-        tracker: user hints and reference photos (streamcolor/hints_video.py), for a hint
+        tracker: user hints and reference photos (streamcolor/hints/tracker.py), for a hint
         model: every frame goes through the tracker; key frames and batches as without it.
         seconds_of: item -> its time in seconds (when the hints start and end)."""
         if keyframe_interval > 1 and temporal == "off":

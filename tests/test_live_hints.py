@@ -25,8 +25,9 @@ from benchmarks.live_latency import free_udp_port
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.cli import app
 from streamcolor.errors import ConfigError
-from streamcolor.hints import Hint, HintFile, dump_hints, parse_hints
-from streamcolor.live import LiveConfig, LiveControls, LiveHints, SourceSpec, run_live
+from streamcolor.hints.file import Hint, HintFile, dump_hints, parse_hints
+from streamcolor.hints.live import LiveHints
+from streamcolor.live import LiveConfig, LiveControls, SourceSpec, run_live
 from streamcolor.model import HINTS_MODEL
 from streamcolor.preview import PreviewServer
 

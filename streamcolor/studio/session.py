@@ -1,9 +1,9 @@
 """The studio's state: the film, the hints file it edits, a frame colorized with the hints
 on it, the shot preview in motion, and the render.
 
-Everything here calls the runtime's public pieces: the hints file (streamcolor/hints.py:
-parse_hints, load_hints), hints on one picture (hints_video.colorize_with_hints), hints
-through a shot (hints_video.HintTracker, backward_positions and pipeline.colorize_items,
+Everything here calls the runtime's public pieces: the hints file (streamcolor/hints/file.py:
+parse_hints, load_hints), hints on one picture (hints.photo.colorize_with_hints), hints
+through a shot (hints.tracker.HintTracker, hints.backward.backward_positions and pipeline.colorize_items,
 as `streamcolor video` runs them), and the render itself (api.colorize_video).
 
 Which hints a single frame shows (the frame view; the render and the shot preview run the
@@ -15,7 +15,7 @@ tracker over every frame instead):
   (the tracker's DIS flow on the L* guides) and leaves when the point leaves the frame;
 - a pinned hint is on its own shot and, on each frame of a later shot, where the render's
   test finds it again (the best-matching cell of the pretrained features, at least
-  hints_video.PIN_THRESHOLD); the render looks for it frame by frame only until it is found,
+  hints.tracker.PIN_THRESHOLD); the render looks for it frame by frame only until it is found,
   then carries it along the flow.
 """
 
@@ -34,15 +34,10 @@ import numpy as np
 from streamcolor.api import ColorizeConfig, Progress, colorize_video, make_colorizer
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, OutputError, StreamcolorError
-from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Reference, parse_hints
-from streamcolor.hints_video import (
-    PIN_THRESHOLD,
-    HintTracker,
-    backward_positions,
-    best_cell,
-    colorize_with_hints,
-    descriptor_at,
-)
+from streamcolor.hints.backward import backward_positions
+from streamcolor.hints.file import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Reference, parse_hints
+from streamcolor.hints.photo import colorize_with_hints
+from streamcolor.hints.tracker import PIN_THRESHOLD, HintTracker, best_cell, descriptor_at
 from streamcolor.model import HINTS_MODEL
 from streamcolor.pipeline import StageTimes, colorize_items
 from streamcolor.sink import EncodeOptions, check_output_path, check_writable
@@ -425,7 +420,7 @@ class Studio:
 
     def find_pin(self, h: Hint, start: int, x: float, y: float, index: int) -> tuple[float, float] | None:
         """Where a pinned hint given on frame `start` at (x, y) is found again on frame `index`
-        of a later shot, as the render's tracker looks for it (hints_video.best_cell: the best
+        of a later shot, as the render's tracker looks for it (hints.tracker.best_cell: the best
         matching cell of the pretrained features, at least PIN_THRESHOLD), or None."""
         descriptor = descriptor_at(self.features(start), x, y)
         sim, fx, fy = best_cell(self.features(index), descriptor)
