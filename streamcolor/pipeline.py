@@ -20,7 +20,7 @@ import numpy as np
 
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError
-from streamcolor.hints.tracker import HintTracker
+from streamcolor.hints.tracker import HintTracker, TrackedFrames
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
 
@@ -105,6 +105,29 @@ def timed(items: Iterable, times: StageTimes, field: str) -> Iterator:
         yield item
 
 
+class NetworkFrames:
+    """FrameSequencer's strategy without hints: the network alone on the key frames. The
+    strategy for a hint model, hints/tracker.TrackedFrames, has the same four methods."""
+
+    def __init__(self, colorizer: Colorizer, full_range: bool):
+        self.colorizer = colorizer
+        self.full_range = full_range
+
+    def prepare(self, y8: np.ndarray, index: int, seconds: float, key: bool) -> np.ndarray:
+        """A frame's inputs: its (H, W) uint8 luma alone."""
+        return y8
+
+    def is_key(self, frame: np.ndarray, key: bool) -> bool:
+        return key
+
+    def predict(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return self.colorizer.predict([self.colorizer.network_input(y, self.full_range) for y in frames])
+
+    def guide(self, frame: np.ndarray) -> np.ndarray | None:
+        """The frame's L* guide when prepare made it already; None: made from the prediction."""
+        return None
+
+
 class FrameSequencer:
     """Gray frames in order -> (frame, final a*b* on the network grid) in order.
 
@@ -112,7 +135,8 @@ class FrameSequencer:
     them when 1), passes every frame through the temporal filter, and lets the filter
     carry colour along the flow to the frames in between, predicting one of those only
     when it must (the first frame, a scene cut). Bidirectional output lags by the
-    filter's look-ahead; flush() drains it at the end.
+    filter's look-ahead; flush() drains it at the end. What goes into the network is a
+    strategy: NetworkFrames, or with user hints hints/tracker.TrackedFrames.
     """
 
     def __init__(
@@ -135,7 +159,11 @@ class FrameSequencer:
         seconds_of: item -> its time in seconds (when the hints start and end)."""
         if keyframe_interval > 1 and temporal == "off":
             raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
-        self.tracker = tracker
+        self.frames = (
+            TrackedFrames(tracker, colorizer, full_range)
+            if tracker is not None
+            else NetworkFrames(colorizer, full_range)
+        )
         self.seconds_of = seconds_of or (lambda item: 0.0)
         self.colorizer = colorizer
         self.full_range = full_range
@@ -149,11 +177,11 @@ class FrameSequencer:
         self.count = first_index
         self.network_runs = 0
 
-    def _predict(self, y8s: list[np.ndarray]) -> list[np.ndarray]:
+    def _predict(self, frames: list) -> list[np.ndarray]:
         t0 = time.perf_counter()
-        out = self.colorizer.predict([self.colorizer.network_input(y, self.full_range) for y in y8s])
+        out = self.frames.predict(frames)
         self.times.model += time.perf_counter() - t0
-        self.network_runs += len(y8s)
+        self.network_runs += len(frames)
         return out
 
     def push(self, item: object, y8: np.ndarray) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
@@ -174,78 +202,33 @@ class FrameSequencer:
             self.times.temporal += time.perf_counter() - t0
         return done
 
-    def _hinted_inputs(self, item: object, y8: np.ndarray, index: int, key: bool):
-        """One frame through the tracker (every frame, in order: it follows the hints along the
-        flow): -> [network input (key frames; None until needed otherwise), L* guide, hint
-        planes or None, the tracker's state for refine]."""
-        l_lo = self.colorizer.guide_lo(y8, self.colorizer.output_grid(y8.shape), self.full_range)
-        shape = self.colorizer.card.input_size(*y8.shape)
-        planes = self.tracker.planes(index, self.seconds_of(item), y8, l_lo, shape)
-        x = self.colorizer.network_input(y8, self.full_range) if key else None
-        return [x, l_lo, planes, self.tracker.state, y8]
-
-    def _predict_hinted(self, frames: list) -> list[np.ndarray]:
-        """Key frames' _hinted_inputs -> their a*b*, hints applied (HintTracker.refine)."""
-        t0 = time.perf_counter()
-        for f in frames:
-            if f[0] is None:
-                f[0] = self.colorizer.network_input(f[4], self.full_range)
-        abs_, feats = self.colorizer.predict_features([f[0] for f in frames], [f[2] for f in frames])
-        out = [self.tracker.refine(ab, f[1], fe, f[3]) for ab, fe, f in zip(abs_, feats, frames)]
-        self.tracker.observe(feats[-1])
-        self.times.model += time.perf_counter() - t0
-        self.network_runs += len(frames)
-        return out
-
     def _run(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
-        if self.tracker is not None:
-            return self._run_hinted()
-        keys = [y8 for _, y8, k in self.waiting if k]
-        preds = iter(self._predict(keys)) if keys else iter(())
-        done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
-        for item, y8, key in self.waiting:
-            if key:
-                pred = next(preds)
-            else:
-                pred = functools.partial(lambda y: self._predict([y])[0], y8)
-            if self.temporal == "off":
-                done.append((item, pred, None))
-                continue
-            t0 = time.perf_counter()
-            grid = pred.shape[:2] if key else self.colorizer.output_grid(y8.shape)
-            l_lo = self.colorizer.guide_lo(y8, grid, self.full_range)
-            if self.causal is not None:
-                done.append((item, self.causal(l_lo, pred), l_lo))
-            else:  # the guide travels with the item, to be reused by the upsampling
-                done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
-            self.times.temporal += time.perf_counter() - t0
-        self.waiting.clear()
-        return done
-
-    def _run_hinted(self) -> list[tuple[object, np.ndarray, np.ndarray | None]]:
-        """As _run, with the hint tracker: every frame goes through the tracker; key frames are
-        predicted in one batch with their hint planes; frames between take the colour the
-        temporal filter carries along the flow (and are predicted only at a cut)."""
+        """The waiting frames' inputs (the strategy's prepare, every frame in order), the key
+        frames predicted in one batch; frames between take the colour the temporal filter
+        carries along the flow (and are predicted only at a cut)."""
         t0 = time.perf_counter()
         first = self.count - len(self.waiting)
-        inputs = [self._hinted_inputs(item, y8, first + i, k) for i, (item, y8, k) in enumerate(self.waiting)]
+        inputs = [
+            self.frames.prepare(y8, first + i, self.seconds_of(item), k) for i, (item, y8, k) in enumerate(self.waiting)
+        ]
         self.times.temporal += time.perf_counter() - t0
-        # a frame where a pinned hint starts is predicted whatever the key-frame interval:
-        # the pin's features come from that frame (refine), or it could never be found again
-        keys = [k or bool(f[3].new_pins) for f, (_, _, k) in zip(inputs, self.waiting)]
+        keys = [self.frames.is_key(f, k) for f, (_, _, k) in zip(inputs, self.waiting)]
         keyed = [f for f, k in zip(inputs, keys) if k]
-        preds = iter(self._predict_hinted(keyed)) if keyed else iter(())
+        preds = iter(self._predict(keyed)) if keyed else iter(())
         done: list[tuple[object, np.ndarray, np.ndarray | None]] = []
-        for (item, _, _), f, key in zip(self.waiting, inputs, keys):
-            pred = next(preds) if key else functools.partial(lambda g: self._predict_hinted([g])[0], f)
-            l_lo = f[1]
+        for (item, y8, _), f, key in zip(self.waiting, inputs, keys):
+            pred = next(preds) if key else functools.partial(lambda g: self._predict([g])[0], f)
+            l_lo = self.frames.guide(f)
             if self.temporal == "off":
                 done.append((item, pred, l_lo))
                 continue
             t0 = time.perf_counter()
+            if l_lo is None:
+                grid = pred.shape[:2] if key else self.colorizer.output_grid(y8.shape)
+                l_lo = self.colorizer.guide_lo(y8, grid, self.full_range)
             if self.causal is not None:
                 done.append((item, self.causal(l_lo, pred), l_lo))
-            else:
+            else:  # the guide travels with the item, to be reused by the upsampling
                 done.extend((it, ab, lo) for (it, lo), ab in self.smoother.push((item, l_lo), l_lo, pred))
             self.times.temporal += time.perf_counter() - t0
         self.waiting.clear()

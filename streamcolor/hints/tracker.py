@@ -428,3 +428,49 @@ class HintTracker:
         """The features (gh, gw, C) of the latest frame predicted (Colorizer.predict_features):
         they place the next frames' reference hints."""
         self.prev_feats = feats
+
+
+@dataclass
+class TrackedFrame:
+    """One frame's inputs for a hint model (TrackedFrames.prepare)."""
+
+    y8: np.ndarray  # (H, W) uint8 luma
+    l_lo: np.ndarray  # (h, w) float32 L*/100 guide on the network's output grid
+    planes: np.ndarray | None  # (3, h', w') hint planes at the network input size, or None
+    state: FrameState  # what refine() needs of this frame
+    x: np.ndarray | None = None  # the network input; made when the frame is predicted
+
+
+class TrackedFrames:
+    """pipeline.FrameSequencer's strategy for a hint model (the plain one is pipeline.NetworkFrames):
+    every frame goes through the tracker, in order (it follows the hints along the flow); key
+    frames are predicted in one batch with their hint planes and refined (HintTracker.refine)."""
+
+    def __init__(self, tracker: HintTracker, colorizer: Colorizer, full_range: bool):
+        self.tracker = tracker
+        self.colorizer = colorizer
+        self.full_range = full_range
+
+    def prepare(self, y8: np.ndarray, index: int, seconds: float, key: bool) -> TrackedFrame:
+        c = self.colorizer
+        l_lo = c.guide_lo(y8, c.output_grid(y8.shape), self.full_range)
+        planes = self.tracker.planes(index, seconds, y8, l_lo, c.card.input_size(*y8.shape))
+        x = c.network_input(y8, self.full_range) if key else None
+        return TrackedFrame(y8, l_lo, planes, self.tracker.state, x)
+
+    def is_key(self, frame: TrackedFrame, key: bool) -> bool:
+        # a frame where a pinned hint starts is predicted whatever the key-frame interval:
+        # the pin's features come from that frame (refine), or it could never be found again
+        return key or bool(frame.state.new_pins)
+
+    def predict(self, frames: list[TrackedFrame]) -> list[np.ndarray]:
+        for f in frames:
+            if f.x is None:
+                f.x = self.colorizer.network_input(f.y8, self.full_range)
+        abs_, feats = self.colorizer.predict_features([f.x for f in frames], [f.planes for f in frames])
+        out = [self.tracker.refine(ab, f.l_lo, fe, f.state) for ab, fe, f in zip(abs_, feats, frames)]
+        self.tracker.observe(feats[-1])
+        return out
+
+    def guide(self, frame: TrackedFrame) -> np.ndarray | None:
+        return frame.l_lo
