@@ -10,7 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
@@ -19,13 +19,14 @@ import numpy as np
 
 from streamcolor import color
 from streamcolor.colorizer import Colorizer
+from streamcolor.config import RunConfig
 from streamcolor.deflicker import deflicker_items
 from streamcolor.engines.registry import create_engine
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.hints.file import HintFile
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
-from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
+from streamcolor.pipeline import StageTimes, colorize_items, run_pipeline, timed
 from streamcolor.sequence import (
     FRAME_CODECS,
     SEQUENCE_RATE_FROM,
@@ -36,45 +37,38 @@ from streamcolor.sequence import (
     resume_from,
     sequence_target,
 )
-from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, check_writable
+from streamcolor.sink import VideoSink, check_output_path, check_writable
 from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 
 
 @dataclass(frozen=True)
-class ColorizeConfig:
-    """Resolved once from flags and the model card; each component gets its own part."""
+class ColorizeConfig(RunConfig):
+    """Resolved once from flags and the model card; each component gets its own part. The
+    fields every run shares are RunConfig's (streamcolor/config.py); model None: DEFAULT_MODEL,
+    or HINTS_MODEL when there are hints (the default model takes none)."""
 
-    model: Path | None = None  # None: DEFAULT_MODEL, or HINTS_MODEL when there are hints
-    backend: str = "auto"
     temporal: str = "bidirectional"  # measured best for files (benchmarks/temporal_quality.py)
-    # Network on every n-th frame, colour carried along the flow in between. None: 2 with
-    # a temporal filter (measured as good as every frame, benchmarks/temporal_quality.py), 1 without.
-    keyframe_interval: int | None = None
     deflicker: bool = False  # steady the luma of old film first (changes the output's luma)
     batch: int = 4
-    threads: int | None = None  # inference threads; None = all cores
-    precision: str | None = None  # None: the backend's default (fp16 on GPUs, fp32 for ONNX Runtime)
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    # user hints and reference photos (streamcolor/hints/); they need a hint model, which
-    # the default model is then swapped for (streamcolor/models/student_hints.onnx)
-    hints: HintFile | None = None
-    # chroma gain on the network's a*b* (Colorizer); None: the model card's default
-    vividness: float | None = None
 
     def __post_init__(self) -> None:
         if self.model is None:
             object.__setattr__(self, "model", HINTS_MODEL if self.hints else DEFAULT_MODEL)
         if self.temporal not in TEMPORAL_MODES:
             raise ConfigError(f"unknown temporal mode '{self.temporal}'; choose one of: {', '.join(TEMPORAL_MODES)}")
-        if self.keyframe_interval is None:
-            object.__setattr__(self, "keyframe_interval", 1 if self.temporal == "off" else 2)
-        if self.keyframe_interval < 1:
-            raise ConfigError(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
-        if self.keyframe_interval > 1 and self.temporal == "off":
-            raise ConfigError("--keyframe-interval above 1 needs --temporal causal or bidirectional")
+        super().__post_init__()
         if self.batch < 1:
             raise ConfigError(f"batch must be at least 1, got {self.batch}")
+
+    def __repr__(self) -> str:
+        # the field order of before RunConfig: the repr marks a resumable output with its
+        # settings (sequence.resume_from, shots.chunk_folder), so it must not change
+        names = (
+            "model", "backend", "temporal", "keyframe_interval", "deflicker", "batch",
+            "threads", "precision", "encode", "hints", "vividness",
+        )  # fmt: skip
+        return f"ColorizeConfig({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
 
 
 @dataclass
@@ -190,7 +184,7 @@ def colorize_video(
                 warn(gaps)
         skip_before = resume if resume is not None and frames is None else None
 
-        def decode(_):
+        def decode():
             items = timed(source.items(reencode), times, "decode")
             if skip_before is not None:  # a video into a resumed sequence: its written frames skipped
                 items = (i for i in items if not isinstance(i, GrayFrame) or number_of(i) >= skip_before)
@@ -220,10 +214,10 @@ def colorize_video(
                             info.full_range,
                         )
                     )
-        decoded = Stage("decode", decode, None, maxsize=16)
-        colored = Stage(
-            "colorize",
-            lambda up: colorize_items(
+
+        def colorize(up):
+            chroma_shape = sink.plan.chroma_shape(info.width, info.height)
+            return colorize_items(
                 up,
                 colorizer,
                 info,
@@ -232,25 +226,21 @@ def colorize_video(
                 cfg.temporal,
                 cfg.keyframe_interval,
                 tracker=tracker,
-                chroma_shape=sink.plan.chroma_shape(info.width, info.height),
+                chroma_shape=chroma_shape,
                 depth=sink.plan.depth,
-            ),
-            decoded,
-            maxsize=16,
-        )
-        try:
-            with sink:
-                for item in colored:
-                    t = time.perf_counter()
-                    sink.write(item)
-                    times.encode += time.perf_counter() - t
-                    if on_progress and sink.frames and hasattr(item, "y8"):
-                        on_progress(Progress(sink.frames, info.frames_estimate, time.perf_counter() - start))
-                if sink.frames == 0:
-                    raise InputError(f"{src} contains no decodable video frames")
-        finally:
-            colored.close()
-            decoded.close()
+            )
+
+        def write(item) -> None:
+            t = time.perf_counter()
+            sink.write(item)
+            times.encode += time.perf_counter() - t
+            if on_progress and sink.frames and hasattr(item, "y8"):
+                on_progress(Progress(sink.frames, info.frames_estimate, time.perf_counter() - start))
+
+        with sink:
+            run_pipeline(decode, colorize, write)
+            if sink.frames == 0:
+                raise InputError(f"{src} contains no decodable video frames")
         if source.decode_errors and frames is not None:
             warn(f"skipped {source.decode_errors} frame file(s) that could not be read (their time kept as a gap)")
         elif source.decode_errors:

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -39,18 +39,18 @@ import numpy as np
 
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.colorizer import Colorizer
+from streamcolor.config import RunConfig
 from streamcolor.errors import ConfigError, InputError, InputNotYetThere, OutputError
 from streamcolor.hints.file import HintFile
 from streamcolor.hints.live import LiveHints
 from streamcolor.hints.tracker import HintTracker
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL
-from streamcolor.pipeline import FrameSequencer
+from streamcolor.pipeline import FrameSequencer, Policy, run_pipeline
 from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
 from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
 
 LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
-_END = object()
 CLOCK = Fraction(1, 1000)  # output time base of live streams: milliseconds of arrival time
 
 
@@ -74,32 +74,33 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
-class LiveConfig:
+class LiveConfig(RunConfig):
+    """A live run's settings: RunConfig's (streamcolor/config.py) with live defaults, and how
+    the input and output are kept going."""
+
     model: Path = DEFAULT_MODEL
-    backend: str = "auto"
-    threads: int | None = None
-    precision: str | None = None
     temporal: str = "causal"
     keyframe_interval: int = 2  # network on every 2nd frame, colour carried by the flow between
     encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))
+    hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
     gop_seconds: float = 1.0  # short GOP: a receiver joining late waits at most this long
     read_timeout: float = 2.0  # seconds without data before the input counts as lost
     open_timeout: float = 5.0  # seconds an open may take (probing a stream), at least read_timeout
     max_backoff: float = 8.0  # longest wait between reconnection attempts
     hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
-    hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
     hints_model: Path = HINTS_MODEL  # loaded at the first hint, unless `model` is itself a hint model
-    vividness: float | None = None  # chroma gain (Colorizer); None: the model card's default
 
     def __post_init__(self) -> None:
         if self.temporal not in LIVE_TEMPORAL:
             raise ConfigError(
                 f"temporal mode '{self.temporal}' is not available live; choose one of: {', '.join(LIVE_TEMPORAL)}"
             )
-        if self.keyframe_interval < 1:
-            raise ConfigError(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
+        super().__post_init__()
         if self.read_timeout <= 0 or self.gop_seconds <= 0:
             raise ConfigError("read timeout and GOP length must be positive")
+
+    def temporal_may_change(self) -> bool:
+        return True  # the preview page switches it; 'off' then runs every frame
 
 
 class LiveControls:
@@ -128,41 +129,6 @@ class LiveFrame(GrayFrame):
     hinted: bool = False  # hint planes went into the network for this frame
 
 
-class DropQueue:
-    """A bounded FIFO between two threads. drop_oldest: a full queue discards its oldest
-    item to make room (live); otherwise put() waits for room (files)."""
-
-    def __init__(self, maxsize: int, drop_oldest: bool):
-        self.maxsize = maxsize
-        self.drop_oldest = drop_oldest
-        self.items: deque = deque()
-        self.cond = threading.Condition()
-        self.dropped = 0
-
-    def put(self, item: object, stop: threading.Event) -> None:
-        with self.cond:
-            if item is not _END and not isinstance(item, BaseException):
-                while len(self.items) >= self.maxsize:
-                    if self.drop_oldest:
-                        self.items.popleft()
-                        self.dropped += 1
-                    elif stop.is_set():
-                        return
-                    else:
-                        self.cond.wait(0.1)
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def get(self, timeout: float | None = None) -> object | None:
-        """The next item, or None after timeout seconds without one."""
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.items, timeout):
-                return None
-            item = self.items.popleft()
-            self.cond.notify_all()
-            return item
-
-
 class LatencyStats:
     """Per-stage latency samples (bounded: memory stays flat on an endless stream)."""
 
@@ -175,6 +141,12 @@ class LatencyStats:
         self.indices: deque = deque(maxlen=keep)  # input index of each output frame: drops show as gaps
         self.frames_out = 0
         self.held = 0
+        self.dropped = 0  # frames a full queue discarded (Policy.on_drop: from two threads)
+        self._drops = threading.Lock()
+
+    def drop(self) -> None:
+        with self._drops:
+            self.dropped += 1
 
     def add(self, f: LiveFrame, t_out: float) -> None:
         s = self.samples
@@ -399,20 +371,6 @@ class LiveCapture:
             return
 
 
-def _worker(target: Callable[[], None], out: DropQueue, stop: threading.Event, name: str) -> threading.Thread:
-    def run() -> None:
-        try:
-            target()
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
-            out.put(e, stop)
-        finally:
-            out.put(_END, stop)
-
-    t = threading.Thread(target=run, name=name, daemon=True)
-    t.start()
-    return t
-
-
 def run_live(
     spec: SourceSpec,
     out: str | Path | None,
@@ -546,13 +504,7 @@ def _run_live(
     blank = np.zeros((info.height, info.width), np.uint8)
     ab_blank = colorizer.predict([colorizer.network_input(blank, info.full_range)])[0]
     colorizer.chroma_planes(blank, ab_blank, chroma_shape, info.full_range, info.matrix)
-    decoded = DropQueue(1, drop_oldest=spec.live)  # latency mode: one frame waits per stage, at most
-    colored = DropQueue(1, drop_oldest=spec.live)
     stats = LatencyStats()
-
-    def capture_loop() -> None:
-        for f in capture.run(stop):
-            decoded.put(f, stop)
 
     rate = float(info.average_rate or 25)
     t0: float | None = None  # arrival of the first frame colorized: 0 on the output's clock when live
@@ -579,20 +531,13 @@ def _run_live(
                 warn(f"hints are off: cannot load the hint model {cfg.hints_model}: {_one_line(e)}")
         return hint_colorizer
 
-    def colorize_loop() -> None:
+    def colorize(frames: Iterable[LiveFrame]) -> Iterator[LiveFrame]:
         nonlocal t0
         cv2.setNumThreads(1)  # OpenCV's pool would fight the engine and the encoder for cores
         mode, seq = None, None
         active = colorizer  # the automatic model until a hint arrives
         tracker, seen = None, None  # the HintTracker, and the hints' version it was made for
-        while not stop.is_set():
-            f = decoded.get(0.1)
-            if f is None:
-                continue
-            if f is _END or isinstance(f, BaseException):
-                if isinstance(f, BaseException):
-                    raise f
-                return
+        for f in frames:
             f.t_start = time.perf_counter()
             if t0 is None:
                 t0 = f.t_arrival
@@ -633,17 +578,12 @@ def _run_live(
                     g.chroma = active.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
             f.hinted = tracker is not None and tracker.stats.applied_frames > applied
             f.t_colored = time.perf_counter()
-            colored.put(f, stop)
+            yield f
 
-    threads = [
-        _worker(capture_loop, decoded, stop, "capture"),
-        _worker(colorize_loop, colored, stop, "colorize"),
-    ]
     start = time.perf_counter()
     started = False
     last: LiveFrame | None = None
     last_pts = -1
-    interrupted = False
 
     def emit(f: LiveFrame) -> None:
         nonlocal last_pts
@@ -653,46 +593,49 @@ def _run_live(
         for s in sinks:
             s.write(f)
 
+    def hold() -> None:
+        """No frame for hold_seconds: while the input is lost, repeat the last picture so
+        players downstream keep going."""
+        if last is not None and not capture.connected.is_set():
+            emit(replace(last, t_arrival=time.perf_counter()))
+            stats.held += 1
+
+    def deliver(item: LiveFrame) -> None:
+        nonlocal started, last
+        first, started = not started, True
+        emit(item)
+        if first and on_first_frame is not None:
+            on_first_frame(time.perf_counter() - called)
+        t_out = time.perf_counter()
+        stats.add(item, t_out)
+        hints.shown(item.seconds, item.index)
+        last = item
+        if preview is not None:
+            preview.publish(item, info, _status(stats, capture, controls))
+
+    # latency mode: one frame waits per stage, at most; a live source drops the oldest
+    policy = Policy(
+        maxsize=1,
+        drop_oldest=spec.live,
+        idle_s=cfg.hold_seconds,
+        on_idle=hold,
+        on_drop=stats.drop,
+        stop=stop,
+        cancelled=ctrl_c.is_set,
+        join_s=cfg.read_timeout + 5,
+    )
     try:
-        while True:
-            if ctrl_c.is_set():
-                interrupted = True
-                break
-            item = colored.get(cfg.hold_seconds)
-            if item is None:
-                if last is not None and not capture.connected.is_set():
-                    # input lost: repeat the last picture so players downstream keep going
-                    held = replace(last, t_arrival=time.perf_counter())
-                    emit(held)
-                    stats.held += 1
-                continue
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            first, started = not started, True
-            emit(item)
-            if first and on_first_frame is not None:
-                on_first_frame(time.perf_counter() - called)
-            t_out = time.perf_counter()
-            stats.add(item, t_out)
-            hints.shown(item.seconds, item.index)
-            last = item
-            if preview is not None:
-                preview.publish(item, info, _status(stats, decoded, colored, capture, controls))
+        interrupted = not run_pipeline(lambda: capture.run(stop), colorize, deliver, policy)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=cfg.read_timeout + 5)
         for s in sinks:
             s.finish()
-    dropped = decoded.dropped + colored.dropped
     return LiveSummary(
         frames_in=capture.frames,
         frames_out=stats.frames_out,
-        dropped=dropped,
+        dropped=stats.dropped,
         held=stats.held,
         reconnects=capture.reconnects,
         seconds=time.perf_counter() - start,
@@ -706,16 +649,14 @@ def _run_live(
     )
 
 
-def _status(
-    stats: LatencyStats, decoded: DropQueue, colored: DropQueue, capture: LiveCapture, controls: LiveControls
-) -> dict:
+def _status(stats: LatencyStats, capture: LiveCapture, controls: LiveControls) -> dict:
     recent = np.array(stats.recent_total) * 1000 if stats.recent_total else np.zeros(1)
     return {
         "frames": stats.frames_out,
         "fps": round(stats.fps(), 1),
         "latency_p50_ms": round(float(np.percentile(recent, 50)), 1),
         "latency_p99_ms": round(float(np.percentile(recent, 99)), 1),
-        "dropped": decoded.dropped + colored.dropped,
+        "dropped": stats.dropped,
         "reconnects": capture.reconnects,
         "connected": capture.connected.is_set(),
         "temporal": controls.temporal,

@@ -1,14 +1,15 @@
-"""Threaded stages joined by bounded queues: decode -> colorize (batched) -> encode.
+"""Threaded stages joined by bounded queues: decode -> colorize (batched) -> encode, wired
+once (run_pipeline) for files, shots, the bench and live runs.
 
 Files apply backpressure (a full queue blocks its producer), so memory stays flat
-however long the input is. Order is preserved end to end; an exception in a worker is
-carried to the consumer and raised there (detectron2 `AsyncPredictor`'s pattern).
+however long the input is; live runs drop the oldest frame instead (Policy). Order is
+preserved end to end; an exception in a worker is carried to the consumer and raised there
+(detectron2 `AsyncPredictor`'s pattern).
 """
 
 from __future__ import annotations
 
 import functools
-import queue
 import threading
 import time
 from collections import deque
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError
+from streamcolor.config import check_keyframe_interval
 from streamcolor.hints.tracker import HintTracker, TrackedFrames
 from streamcolor.source import GrayFrame, StreamInfo
 from streamcolor.temporal import BidirectionalFilter, CausalFilter, TemporalConfig
@@ -32,47 +33,155 @@ class _Failure:
     exc: BaseException
 
 
-class Stage:
-    """Runs fn(iterable) -> iterator in a thread; iterate the Stage to consume its output."""
+class DropQueue:
+    """A bounded FIFO between two threads. drop_oldest: a full queue discards its oldest
+    item to make room (live); otherwise put() waits for room (files). The end marker and a
+    worker's failure are never dropped and never wait. on_drop: called for each item dropped."""
 
-    def __init__(self, name: str, fn: Callable[[Iterable], Iterator], upstream: Iterable, maxsize: int):
+    def __init__(self, maxsize: int, drop_oldest: bool, on_drop: Callable[[], None] | None = None):
+        self.maxsize = maxsize
+        self.drop_oldest = drop_oldest
+        self.on_drop = on_drop
+        self.items: deque = deque()
+        self.cond = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item: object, stop: threading.Event) -> bool:
+        """-> False when stop was set while waiting for room (the item is not queued)."""
+        with self.cond:
+            if item is not _END and not isinstance(item, _Failure):
+                while len(self.items) >= self.maxsize:
+                    if self.drop_oldest:
+                        self.items.popleft()
+                        self.dropped += 1
+                        if self.on_drop is not None:
+                            self.on_drop()
+                    elif stop.is_set():
+                        return False
+                    else:
+                        self.cond.wait(0.1)
+            self.items.append(item)
+            self.cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> object | None:
+        """The next item, or None after timeout seconds without one."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.items, timeout):
+                return None
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+
+class Stage:
+    """Runs fn(iterable) -> iterator in a thread; iterate the Stage to consume its output.
+    drop_oldest: a full queue drops its oldest item (live) instead of waiting (files).
+    stop: an event shared with other stages (set, they all end); default: the Stage's own."""
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Iterable], Iterator],
+        upstream: Iterable,
+        maxsize: int,
+        drop_oldest: bool = False,
+        stop: threading.Event | None = None,
+        on_drop: Callable[[], None] | None = None,
+    ):
         self.name = name
-        self.queue: queue.Queue = queue.Queue(maxsize)
-        self.stop = threading.Event()
+        self.queue = DropQueue(maxsize, drop_oldest, on_drop)
+        self.stop = stop or threading.Event()
         self._thread = threading.Thread(target=self._run, args=(fn, upstream), name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return not self.stop.is_set() and self.queue.put(item, self.stop)
 
     def _run(self, fn: Callable[[Iterable], Iterator], upstream: Iterable) -> None:
         try:
             for item in fn(upstream):
                 if not self._put(item):
-                    return
-            self._put(_END)
+                    break
         except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
-            self._put(_Failure(e))
+            self.queue.put(_Failure(e), self.stop)
+            return
+        # the end marker, stopped or not: a consumer that still waits (live, stopped from
+        # outside) then ends
+        self.queue.put(_END, self.stop)
+
+    def get(self, timeout: float | None = None) -> object | None:
+        """The next item; the end marker (_END) at the end; None after timeout seconds without
+        one. A worker's exception is raised here, in the consumer's thread."""
+        item = self.queue.get(timeout)
+        if isinstance(item, _Failure):
+            raise item.exc
+        return item
 
     def __iter__(self) -> Iterator:
-        while True:
-            item = self.queue.get()
+        while not self.stop.is_set():
+            item = self.get(0.1)
+            if item is None:
+                continue
             if item is _END:
                 return
-            if isinstance(item, _Failure):
-                raise item.exc
             yield item
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5) -> None:
         """Stop the worker (it is blocked at most 0.1 s on a full queue) and wait for it."""
         self.stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How run_pipeline's stages meet and how its consumer waits. Files (the default): 16
+    items a queue, and a full queue waits (backpressure: memory stays flat, nothing is lost).
+    Live: one frame a queue, and a full queue drops its oldest frame (a live source never
+    waits for us; on_drop counts them); the consumer wakes every idle_s without a frame
+    (on_idle: the input is lost, repeat the last picture) and ends when cancelled() says so."""
+
+    maxsize: int = 16
+    drop_oldest: bool = False
+    idle_s: float | None = None
+    on_idle: Callable[[], None] | None = None
+    on_drop: Callable[[], None] | None = None
+    stop: threading.Event | None = None  # shared with the caller: set, the stages end
+    cancelled: Callable[[], bool] | None = None  # checked before each item (Ctrl-C)
+    join_s: float = 5.0  # how long the stages may take to end
+
+
+FILES = Policy()
+
+
+def run_pipeline(
+    source: Callable[[], Iterable],
+    colorize: Callable[[Iterable], Iterable],
+    sink: Callable[[object], None],
+    policy: Policy = FILES,
+) -> bool:
+    """The one decode -> colorize -> sink wiring: source() (decoded items, in order) in a
+    thread, colorize(items) in another, sink(item) here, for every item in order, each
+    stage's exception raised here. -> True when the input ended, False when cancelled. The
+    stages are stopped and joined on the way out, on errors too."""
+    stop = policy.stop or threading.Event()
+    queue = dict(maxsize=policy.maxsize, drop_oldest=policy.drop_oldest, stop=stop, on_drop=policy.on_drop)
+    decoded = Stage("decode", lambda _: source(), None, **queue)
+    colored = Stage("colorize", colorize, decoded, **queue)
+    try:
+        while not (policy.cancelled is not None and policy.cancelled()):
+            item = colored.get(policy.idle_s)
+            if item is None:
+                if policy.on_idle is not None:
+                    policy.on_idle()
+                continue
+            if item is _END:
+                return True
+            sink(item)
+        return False
+    finally:
+        colored.close(policy.join_s)
+        decoded.close(policy.join_s)
 
 
 @dataclass
@@ -157,8 +266,7 @@ class FrameSequencer:
         tracker: user hints and reference photos (streamcolor/hints/tracker.py), for a hint
         model: every frame goes through the tracker; key frames and batches as without it.
         seconds_of: item -> its time in seconds (when the hints start and end)."""
-        if keyframe_interval > 1 and temporal == "off":
-            raise ConfigError("a key-frame interval above 1 needs a temporal filter (causal or bidirectional)")
+        check_keyframe_interval(keyframe_interval, temporal)
         self.frames = (
             TrackedFrames(tracker, colorizer, full_range)
             if tracker is not None

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from benchmarks.live_latency import free_udp_port, send_mpegts
 from streamcolor.cli import app
 from streamcolor.errors import ConfigError, InputError, OutputError
-from streamcolor.live import DropQueue, LiveConfig, LiveControls, SourceSpec, camera_spec, run_live
+from streamcolor.live import LiveConfig, LiveControls, SourceSpec, camera_spec, run_live
+from streamcolor.pipeline import DropQueue
 from streamcolor.preview import PreviewServer
 
 FAST = LiveConfig(threads=2, read_timeout=0.6)
