@@ -26,6 +26,7 @@ from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.hints.file import HintFile
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL, load_card
+from streamcolor.output_plan import check_output_path, check_writable
 from streamcolor.pipeline import StageTimes, colorize_items, run_pipeline, timed
 from streamcolor.sequence import (
     FRAME_CODECS,
@@ -37,7 +38,7 @@ from streamcolor.sequence import (
     resume_from,
     sequence_target,
 )
-from streamcolor.sink import VideoSink, check_output_path, check_writable
+from streamcolor.sink import VideoSink
 from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import MODES as TEMPORAL_MODES
 

@@ -142,3 +142,18 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
         warnings=warnings,
         **where,
     )
+
+
+RECORD_NAME = "streamcolor-batch.jsonl"
+
+
+LOCK_NAME = ".streamcolor-batch.lock"
+
+
+@dataclass
+class BatchProgress:
+    files_done: int  # finished (done or failed) of those to run
+    files_total: int
+    frames_done: int  # finished files plus the frames of those under way
+    frames_total: int  # estimate
+    elapsed: float

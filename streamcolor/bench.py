@@ -22,9 +22,10 @@ import numpy as np
 
 from streamcolor.api import ColorizeConfig, colorize_video, describe, make_colorizer
 from streamcolor.memory import keep_frame_buffers
+from streamcolor.output_plan import EncodeOptions
 from streamcolor.pipeline import StageTimes, run_pipeline, timed
 from streamcolor.sequence import open_source
-from streamcolor.sink import EncodeOptions, VideoSink
+from streamcolor.sink import VideoSink
 from streamcolor.source import GrayFrame
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from streamcolor.errors import ConfigError
 from streamcolor.hints.file import HintFile
-from streamcolor.sink import EncodeOptions
+from streamcolor.output_plan import EncodeOptions
 
 
 def check_keyframe_interval(interval: int, temporal: str | None) -> None:

@@ -46,8 +46,9 @@ from streamcolor.hints.live import LiveHints
 from streamcolor.hints.tracker import HintTracker
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL
+from streamcolor.output_plan import EncodeOptions, check_output_path, is_url
 from streamcolor.pipeline import FrameSequencer, Policy, run_pipeline
-from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
+from streamcolor.sink import VideoSink
 from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
 
 LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode

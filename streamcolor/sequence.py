@@ -30,7 +30,8 @@ import numpy as np
 
 from streamcolor import color
 from streamcolor.errors import InputError, OutputError, StreamcolorError
-from streamcolor.sink import check_writable, rescale_luma
+from streamcolor.output_plan import check_writable
+from streamcolor.sink import rescale_luma
 from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, bit_depth_of
 
 # frame file extension -> FFmpeg codec (decoder and encoder; EXR is read, not written)

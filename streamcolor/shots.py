@@ -33,8 +33,9 @@ from streamcolor.api import ColorizeConfig, VideoSummary, describe
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
+from streamcolor.output_plan import EncodeOptions, partial_path
 from streamcolor.pipeline import StageTimes, colorize_items, run_pipeline, timed
-from streamcolor.sink import EncodeOptions, VideoSink, partial_path
+from streamcolor.sink import VideoSink
 from streamcolor.source import GrayFrame, VideoSource, user_tags
 from streamcolor.temporal import TemporalConfig, is_cut
 

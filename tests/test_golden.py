@@ -32,8 +32,8 @@ from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer  # no
 from streamcolor.hints.file import load_hints  # noqa: E402
 from streamcolor.live import LiveConfig, SourceSpec, run_live  # noqa: E402
 from streamcolor.model import HINTS_MODEL  # noqa: E402
+from streamcolor.output_plan import EncodeOptions  # noqa: E402
 from streamcolor.shots import colorize_piece, plan_shots  # noqa: E402
-from streamcolor.sink import EncodeOptions  # noqa: E402
 
 GOLDEN = Path(__file__).with_name("golden.json")
 LOSSLESS = EncodeOptions(codec="ffv1")

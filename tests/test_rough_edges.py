@@ -15,7 +15,8 @@ from media import make_video, scene
 from typer.testing import CliRunner
 
 from streamcolor.api import ColorizeConfig, colorize_images
-from streamcolor.batch import LOCK_NAME, BatchConfig, run_batch
+from streamcolor.batch import BatchConfig, run_batch
+from streamcolor.batch_jobs import LOCK_NAME
 from streamcolor.cli import app
 
 CFG = ColorizeConfig(threads=2)

@@ -39,8 +39,8 @@ from streamcolor.hints.file import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Referen
 from streamcolor.hints.photo import colorize_with_hints
 from streamcolor.hints.tracker import PIN_THRESHOLD, HintTracker, best_cell, descriptor_at
 from streamcolor.model import HINTS_MODEL
+from streamcolor.output_plan import EncodeOptions, check_output_path, check_writable
 from streamcolor.pipeline import StageTimes, colorize_items
-from streamcolor.sink import EncodeOptions, check_output_path, check_writable
 from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.studio.film import Film, Shot
 from streamcolor.temporal import _Flow
