@@ -95,7 +95,7 @@ def _gpu_backend(backend: str) -> bool:
     """Whether the engine will run on an NVIDIA GPU, decided without importing PyTorch."""
     import importlib.util
 
-    from streamcolor.source import nvidia_driver_present
+    from streamcolor.probe import nvidia_driver_present
 
     if backend in ("torch", "tensorrt"):
         return True

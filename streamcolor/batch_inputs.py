@@ -9,9 +9,9 @@ from pathlib import Path
 
 import av
 
-from streamcolor.api import IMAGE_SUFFIXES
 from streamcolor.batch_jobs import LOCK_NAME, RECORD_NAME, BatchConfig, Job
 from streamcolor.errors import InputError, StreamcolorError
+from streamcolor.images import IMAGE_SUFFIXES
 from streamcolor.sequence import FRAME_CODECS, find_frames, frames_from_pattern, frames_in_folder, is_pattern
 
 # Containers FFmpeg reads that hold film and video (a folder scan takes these; a file named

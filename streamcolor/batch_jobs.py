@@ -15,14 +15,9 @@ from pathlib import Path
 
 import av
 
-from streamcolor.api import (
-    ColorizeConfig,
-    colorize_image_file,
-    colorize_video,
-    describe,
-    make_colorizer,
-)
+from streamcolor.api import ColorizeConfig, colorize_video, describe, make_colorizer
 from streamcolor.errors import ConfigError, StreamcolorError
+from streamcolor.images import colorize_image_file
 from streamcolor.shots import Piece, colorize_piece
 
 CONTAINERS = ("mp4", "mkv", "mov", "avi")

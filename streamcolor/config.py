@@ -1,6 +1,7 @@
-"""The settings a file run and a live run share (RunConfig), checked in one place.
+"""The settings a file run and a live run share (RunConfig), checked in one place, and a
+live run's own (LiveConfig).
 
-api.ColorizeConfig (files, shots, batch, the studio) and live.LiveConfig (cameras, streams)
+api.ColorizeConfig (files, shots, batch, the studio) and LiveConfig (cameras, streams)
 add their own; both are frozen once built (CLI flag > model card default), and each part of
 a run is handed only its own section (`encode` to the sink, `hints` to the tracker...)."""
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from streamcolor.errors import ConfigError
 from streamcolor.hints.file import HintFile
+from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL
 from streamcolor.output_plan import EncodeOptions
 
 
@@ -51,3 +53,36 @@ class RunConfig:
     def temporal_may_change(self) -> bool:
         """True where the temporal mode may be switched while running (live)."""
         return False
+
+
+LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
+
+
+@dataclass(frozen=True)
+class LiveConfig(RunConfig):
+    """A live run's settings: RunConfig's (streamcolor/config.py) with live defaults, and how
+    the input and output are kept going."""
+
+    model: Path = DEFAULT_MODEL
+    temporal: str = "causal"
+    keyframe_interval: int = 2  # network on every 2nd frame, colour carried by the flow between
+    encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))
+    hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
+    gop_seconds: float = 1.0  # short GOP: a receiver joining late waits at most this long
+    read_timeout: float = 2.0  # seconds without data before the input counts as lost
+    open_timeout: float = 5.0  # seconds an open may take (probing a stream), at least read_timeout
+    max_backoff: float = 8.0  # longest wait between reconnection attempts
+    hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
+    hints_model: Path = HINTS_MODEL  # loaded at the first hint, unless `model` is itself a hint model
+
+    def __post_init__(self) -> None:
+        if self.temporal not in LIVE_TEMPORAL:
+            raise ConfigError(
+                f"temporal mode '{self.temporal}' is not available live; choose one of: {', '.join(LIVE_TEMPORAL)}"
+            )
+        super().__post_init__()
+        if self.read_timeout <= 0 or self.gop_seconds <= 0:
+            raise ConfigError("read timeout and GOP length must be positive")
+
+    def temporal_may_change(self) -> bool:
+        return True  # the preview page switches it; 'off' then runs every frame

@@ -115,7 +115,7 @@ def encoder_options(opts: EncodeOptions, encoder: str) -> dict[str, str]:
 @functools.cache
 def nvenc_works(name: str, width: int, height: int) -> bool:
     """Whether FFmpeg's NVENC encoder `name` opens here (a driver and an NVENC unit)."""
-    from streamcolor.source import nvidia_driver_present
+    from streamcolor.probe import nvidia_driver_present
 
     if name not in av.codecs_available or not nvidia_driver_present():
         return False

@@ -31,8 +31,9 @@ import numpy as np
 from streamcolor import color
 from streamcolor.errors import InputError, OutputError, StreamcolorError
 from streamcolor.output_plan import check_writable
+from streamcolor.probe import bit_depth_of
 from streamcolor.sink import rescale_luma
-from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, bit_depth_of
+from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource
 
 # frame file extension -> FFmpeg codec (decoder and encoder; EXR is read, not written)
 FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".exr": "exr"}

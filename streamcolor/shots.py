@@ -35,8 +35,9 @@ from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
 from streamcolor.output_plan import EncodeOptions, partial_path
 from streamcolor.pipeline import StageTimes, colorize_items, run_pipeline, timed
+from streamcolor.probe import user_tags
 from streamcolor.sink import VideoSink
-from streamcolor.source import GrayFrame, VideoSource, user_tags
+from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import TemporalConfig, is_cut
 
 CHUNK_DIR = ".streamcolor-chunks"

@@ -32,7 +32,8 @@ from streamcolor.output_plan import (
     partial_path,
     plan_video,
 )
-from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo, no_protocol_line, stream_start, user_tags
+from streamcolor.probe import no_protocol_line, stream_start, user_tags
+from streamcolor.source import DecodedAudio, GrayFrame, StreamInfo
 
 # Audio encoders by the codec a container asks for, where FFmpeg's default for that codec
 # is not the one to use (its native Opus encoder is experimental).

@@ -21,7 +21,8 @@ from streamcolor.engines.onnx_engine import OnnxEngine
 from streamcolor.engines.registry import create_engine, pick_auto
 from streamcolor.errors import ConfigError, NotAvailableError
 from streamcolor.model import DEFAULT_MODEL, load_card
-from streamcolor.source import VideoSource, nvdec_name, nvidia_driver_present
+from streamcolor.probe import nvdec_name, nvidia_driver_present
+from streamcolor.source import VideoSource
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (pip install torch)")
 pytest.importorskip("onnx", reason="the PyTorch backend reads the ONNX graph with the onnx package")

@@ -29,8 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from media import make_shots_video, make_video, scene  # noqa: E402
 
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer  # noqa: E402
+from streamcolor.capture import SourceSpec
+from streamcolor.config import LiveConfig
 from streamcolor.hints.file import load_hints  # noqa: E402
-from streamcolor.live import LiveConfig, SourceSpec, run_live  # noqa: E402
+from streamcolor.live import run_live  # noqa: E402
 from streamcolor.model import HINTS_MODEL  # noqa: E402
 from streamcolor.output_plan import EncodeOptions  # noqa: E402
 from streamcolor.shots import colorize_piece, plan_shots  # noqa: E402

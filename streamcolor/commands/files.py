@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from streamcolor.api import ColorizeConfig, colorize_images, colorize_video
+from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.commands.options import (
     Backend,
     BackendOpt,
@@ -31,6 +31,7 @@ from streamcolor.commands.options import (
     _writes_sequence,
 )
 from streamcolor.errors import StreamcolorError
+from streamcolor.images import colorize_images
 from streamcolor.output_plan import EncodeOptions
 
 

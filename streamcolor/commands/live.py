@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from streamcolor.capture import SourceSpec, camera_spec
 from streamcolor.commands.options import (
     Backend,
     BackendOpt,
@@ -22,16 +23,10 @@ from streamcolor.commands.options import (
     _hint_file,
     _warn,
 )
+from streamcolor.config import LiveConfig
 from streamcolor.errors import StreamcolorError
-from streamcolor.live import (
-    LiveConfig,
-    LiveControls,
-    SourceSpec,
-    camera_spec,
-    check_live_outputs,
-    format_summary,
-    run_live,
-)
+from streamcolor.latency import format_summary
+from streamcolor.live import LiveControls, check_live_outputs, run_live
 from streamcolor.model import DEFAULT_MODEL
 from streamcolor.output_plan import EncodeOptions, check_output_path
 

@@ -24,7 +24,7 @@ def import_torch():
 def cuda_available() -> bool:
     """A CUDA GPU PyTorch can use. Without an NVIDIA driver (Linux) torch is not even
     imported: importing it costs a second or two on every CPU run."""
-    from streamcolor.source import nvidia_driver_present
+    from streamcolor.probe import nvidia_driver_present
 
     if sys.platform.startswith("linux") and not nvidia_driver_present():
         return False

@@ -82,7 +82,7 @@ def load_reference(ref: Reference, colorizer: Colorizer) -> ReferenceColours:
             f"reference photo {path} has no colour to give (mean chroma {chroma:.1f}): "
             "a gray photo would only gray the output"
         )
-    # the network sees the photo as a gray photo is read (api.colorize_photo)
+    # the network sees the photo as a gray photo is read (images.colorize_photo)
     y8 = (color.rgb_to_gray(rgb) * 255.0 + 0.5).astype(np.uint8)
     x = colorizer.network_input(y8, True)
     _, feats = colorizer.predict_features([x])
