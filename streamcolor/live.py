@@ -185,7 +185,7 @@ def _run_live(
             raise InputError(f"no input from {spec.url}: stopped while waiting for it") from None
         raise KeyboardInterrupt(getattr(ctrl_c, "signum", signal.SIGINT)) from None  # which signal, for the exit code
     info = capture.info
-    # live outputs and recordings are 8-bit: the latency path has no deep luma (sink.deep_format)
+    # live outputs and recordings are 8-bit: the latency path has no deep luma (output_plan.deep_format)
     if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops
         out_info = replace(info, time_base=CLOCK, other_streams=(), bit_depth=min(info.bit_depth, 8))
     else:

@@ -358,7 +358,7 @@ def colorize_items(
 ) -> Iterator:
     """Colorize GrayFrames; other items pass through in their place. tracker: user hints and
     reference photos (FrameSequencer). chroma_shape: (Hc, Wc) of the chroma planes to make
-    (None: 4:2:0's half size); depth: their bits (above 8 for a deep output, sink.VideoPlan).
+    (None: 4:2:0's half size); depth: their bits (above 8 for a deep output, output_plan.VideoPlan).
 
     A frame leaves once its a*b* is final (with the bidirectional filter, once its
     look-ahead frames have been seen); items behind it wait, so output order is input order."""

@@ -277,7 +277,7 @@ MARKER = ".streamcolor-sequence-{}.json"
 
 @dataclass(frozen=True)
 class SequencePlan:
-    """As sink.VideoPlan for a sequence: 4:4:4 YUV at `depth` built from the colorized frame,
+    """As output_plan.VideoPlan for a sequence: 4:4:4 YUV at `depth` built from the colorized frame,
     converted once by swscale to the frame format's RGB (`rgb_format`)."""
 
     codec: str
