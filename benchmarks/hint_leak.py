@@ -43,8 +43,8 @@ import numpy as np
 
 from benchmarks.common import save_result
 from benchmarks.hints_quality import _colorizer, photo_inputs, photos
-from streamcolor.hints import HintPoint, ab_at_lightness, hint_planes
-from streamcolor.hints_video import propagate_corrections
+from streamcolor.hints.planes import HintPoint, ab_at_lightness, hint_planes
+from streamcolor.hints.tracker import propagate_corrections
 
 MIRROR = Path("/work/.mirror/bearpaw+clothing-co-parsing/repo")
 FAR = 24  # pixels: "outside" starts this far from the object

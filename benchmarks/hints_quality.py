@@ -39,16 +39,10 @@ from benchmarks.common import save_result
 from streamcolor import color
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.errors import ConfigError
-from streamcolor.hints import Hint, HintFile, HintPoint, Reference, hint_planes
-from streamcolor.hints_video import (
-    HintTracker,
-    best_cell,
-    descriptor_at,
-    load_reference,
-    propagate_corrections,
-    reference_correction,
-    reference_points,
-)
+from streamcolor.hints.file import Hint, HintFile, Reference
+from streamcolor.hints.planes import HintPoint, hint_planes
+from streamcolor.hints.reference import load_reference, reference_points
+from streamcolor.hints.tracker import HintTracker, best_cell, descriptor_at, propagate_corrections, reference_correction
 from streamcolor.pipeline import FrameSequencer
 from streamcolor.temporal import TemporalConfig, _Flow, _warp, is_cut, is_cut_after_motion
 
@@ -399,7 +393,7 @@ def speed(model: Path, auto: Path, frames: int, repeats: int = 2, baseline: Path
     runs alternate), e.g. the previous one."""
     from benchmarks.video_speed import make_gray_input
     from streamcolor.api import colorize_video
-    from streamcolor.hints import load_hints
+    from streamcolor.hints.file import load_hints
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 
 from benchmarks.common import SHARED, save_result
-from streamcolor.live import LiveConfig, SourceSpec, run_live
+from streamcolor.capture import SourceSpec
+from streamcolor.config import LiveConfig
+from streamcolor.live import run_live
 
 DEFAULT_CLIP = SHARED / "video" / "dog_720p_audio.mp4"
 

@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks.common import save_result
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
 from streamcolor.bench import transcode_only
-from streamcolor.sink import EncodeOptions
+from streamcolor.output_plan import EncodeOptions
 
 
 def write_scan(folder: Path, width: int, height: int, frames: int) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.common import SHARED, save_result
 from streamcolor.api import ColorizeConfig, colorize_video, make_colorizer
 from streamcolor.bench import transcode_only
-from streamcolor.sink import EncodeOptions
+from streamcolor.output_plan import EncodeOptions
 
 DEFAULT_CLIP = SHARED / "video" / "dog_720p_audio.mp4"
 

@@ -15,14 +15,9 @@ from pathlib import Path
 
 import av
 
-from streamcolor.api import (
-    ColorizeConfig,
-    colorize_image_file,
-    colorize_video,
-    describe,
-    make_colorizer,
-)
+from streamcolor.api import ColorizeConfig, colorize_video, describe, make_colorizer
 from streamcolor.errors import ConfigError, StreamcolorError
+from streamcolor.images import colorize_image_file
 from streamcolor.shots import Piece, colorize_piece
 
 CONTAINERS = ("mp4", "mkv", "mov", "avi")
@@ -142,3 +137,18 @@ def run_job(job: Job, cfg: ColorizeConfig, on_frames: Callable[[int], None] | No
         warnings=warnings,
         **where,
     )
+
+
+RECORD_NAME = "streamcolor-batch.jsonl"
+
+
+LOCK_NAME = ".streamcolor-batch.lock"
+
+
+@dataclass
+class BatchProgress:
+    files_done: int  # finished (done or failed) of those to run
+    files_total: int
+    frames_done: int  # finished files plus the frames of those under way
+    frames_total: int  # estimate
+    elapsed: float

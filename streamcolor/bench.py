@@ -22,9 +22,10 @@ import numpy as np
 
 from streamcolor.api import ColorizeConfig, colorize_video, describe, make_colorizer
 from streamcolor.memory import keep_frame_buffers
-from streamcolor.pipeline import Stage, StageTimes, timed
+from streamcolor.output_plan import EncodeOptions
+from streamcolor.pipeline import StageTimes, run_pipeline, timed
 from streamcolor.sequence import open_source
-from streamcolor.sink import EncodeOptions, VideoSink
+from streamcolor.sink import VideoSink
 from streamcolor.source import GrayFrame
 
 
@@ -55,35 +56,39 @@ def synthetic_clip(path: Path, width: int, height: int, frames: int, rate: int =
 
 
 def transcode_only(src: Path | str, out: Path, encode: EncodeOptions) -> tuple[int, float, StageTimes]:
-    """Decode + encode with the pipeline's own source, sink and decode thread; no model:
-    neutral chroma in place of the colour. -> (frames, seconds, per-stage times)."""
+    """Decode + encode with the pipeline's own source, sink and threads (run_pipeline); no
+    model: neutral chroma in place of the colour. -> (frames, seconds, per-stage times)."""
     keep_frame_buffers()  # same allocator settings as colorize_video
     start = time.perf_counter()
     times = StageTimes()
     with open_source(src) as source:  # a file, or an image sequence (benchmarks/sequence_speed.py)
         info = source.info
-        neutral = None
         sink = VideoSink(out, info, encode, warn=lambda m: None)
         reencode = sink.plan_streams()
         source.keep_depth = sink.plan.depth > 8  # a deep output's luma, as colorize_video does
-        decoded = Stage("decode", lambda _: timed(source.items(reencode), times, "decode"), None, maxsize=16)
-        try:
-            with sink:
-                for item in decoded:
-                    if isinstance(item, GrayFrame):
-                        if neutral is None:
-                            depth = sink.plan.depth
-                            shape = sink.plan.chroma_shape(info.width, info.height)
-                            shape = shape or ((info.height + 1) // 2, (info.width + 1) // 2)
-                            dtype = np.uint16 if depth > 8 else np.uint8
-                            mid = 1 << (depth - 1)
-                            neutral = (np.full(shape, mid, dtype), np.full(shape, mid, dtype))
-                        item.chroma = neutral
-                    t = time.perf_counter()
-                    sink.write(item)
-                    times.encode += time.perf_counter() - t
-        finally:
-            decoded.close()
+
+        def neutral_chroma(items):
+            """The colorize stage's place: every frame gets neutral chroma, nothing else."""
+            neutral = None
+            for item in items:
+                if isinstance(item, GrayFrame):
+                    if neutral is None:
+                        depth = sink.plan.depth
+                        shape = sink.plan.chroma_shape(info.width, info.height)
+                        shape = shape or ((info.height + 1) // 2, (info.width + 1) // 2)
+                        dtype = np.uint16 if depth > 8 else np.uint8
+                        mid = 1 << (depth - 1)
+                        neutral = (np.full(shape, mid, dtype), np.full(shape, mid, dtype))
+                    item.chroma = neutral
+                yield item
+
+        def write(item) -> None:
+            t = time.perf_counter()
+            sink.write(item)
+            times.encode += time.perf_counter() - t
+
+        with sink:
+            run_pipeline(lambda: timed(source.items(reencode), times, "decode"), neutral_chroma, write)
     return sink.frames, time.perf_counter() - start, times
 
 

@@ -131,7 +131,7 @@ class Colorizer:
 
     def predict(self, inputs: list[np.ndarray], hints: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
         """list of (1, h, w) inputs of one shape -> list of (h/stride, w/stride, 2) a*b*.
-        hints: per input, (3, h, w) hint planes (streamcolor/hints.py) or None; a hint model only."""
+        hints: per input, (3, h, w) hint planes (streamcolor/hints/planes.py) or None; a hint model only."""
         if hints is not None and any(h is not None for h in hints):
             return self.predict_features(inputs, hints)[0]
         out = self.engine.run(np.stack(inputs))

@@ -9,198 +9,47 @@ A live source never waits for us: when a stage falls behind, the oldest waiting 
 dropped and counted instead of building a backlog (delay would grow without bound). A
 file without --realtime is not live: it waits for us (backpressure) and nothing is dropped.
 Every frame carries perf_counter stamps from its arrival to its output, so latency is
-measured per stage, excluding the camera and the network themselves.
+measured per stage, excluding the camera and the network themselves (latency.py).
 
-Colour hints (streamcolor/hints.py) come from a --hints file and from clicks on the preview
+Colour hints (streamcolor/hints/) come from a --hints file and from clicks on the preview
 page (LiveHints). The automatic model runs until the first hint; then the colorize thread
 loads the hint model once and runs every frame through it with a HintTracker, causally: a
 hint clicked while frame t is shown starts on the next frame colorized.
+
+The stages are pipeline.run_pipeline's with the live Policy; the input is capture.py, the
+figures latency.py, the settings config.LiveConfig.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import re
 import signal
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from streamcolor.api import ColorizeConfig, make_colorizer
+from streamcolor.capture import LiveCapture, LiveFrame, SourceSpec
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError, InputError, InputNotYetThere, OutputError
-from streamcolor.hints import UNTIL_CUT, Hint, HintFile
-from streamcolor.hints_video import HintTracker
+from streamcolor.config import LIVE_TEMPORAL, LiveConfig
+from streamcolor.errors import ConfigError, InputError, OutputError
+from streamcolor.hints.file import HintFile
+from streamcolor.hints.live import LiveHints
+from streamcolor.hints.tracker import HintTracker
+from streamcolor.latency import LatencyStats, LiveSummary
 from streamcolor.memory import keep_frame_buffers
-from streamcolor.model import DEFAULT_MODEL, HINTS_MODEL
-from streamcolor.pipeline import FrameSequencer
-from streamcolor.sink import EncodeOptions, VideoSink, check_output_path, is_url
-from streamcolor.source import GrayFrame, VideoSource, has_protocol, no_protocol_line
+from streamcolor.output_plan import check_output_path, is_url
+from streamcolor.pipeline import FrameSequencer, Policy, run_pipeline
+from streamcolor.probe import has_protocol, no_protocol_line
+from streamcolor.sink import VideoSink
 
-LIVE_TEMPORAL = ("causal", "off")  # bidirectional needs look-ahead frames: not a live mode
-_END = object()
 CLOCK = Fraction(1, 1000)  # output time base of live streams: milliseconds of arrival time
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What to open: a URL, a file, or a camera (fmt 'v4l2', 'avfoundation', 'dshow')."""
-
-    url: str
-    fmt: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-    realtime: bool = False  # a file played at its own pace (then it is live)
-
-    @property
-    def live(self) -> bool:
-        return self.realtime or self.remote
-
-    @property
-    def remote(self) -> bool:
-        """A camera or a network stream: when it drops, it may come back (reconnect)."""
-        return self.fmt is not None or is_url(self.url)
-
-
-@dataclass(frozen=True)
-class LiveConfig:
-    model: Path = DEFAULT_MODEL
-    backend: str = "auto"
-    threads: int | None = None
-    precision: str | None = None
-    temporal: str = "causal"
-    keyframe_interval: int = 2  # network on every 2nd frame, colour carried by the flow between
-    encode: EncodeOptions = field(default_factory=lambda: EncodeOptions(crf=23, preset="veryfast", tune="zerolatency"))
-    gop_seconds: float = 1.0  # short GOP: a receiver joining late waits at most this long
-    read_timeout: float = 2.0  # seconds without data before the input counts as lost
-    open_timeout: float = 5.0  # seconds an open may take (probing a stream), at least read_timeout
-    max_backoff: float = 8.0  # longest wait between reconnection attempts
-    hold_seconds: float = 0.5  # while the input is lost, repeat the last frame this often
-    hints: HintFile | None = None  # hints from the start (--hints): the hint model runs from the first frame
-    hints_model: Path = HINTS_MODEL  # loaded at the first hint, unless `model` is itself a hint model
-    vividness: float | None = None  # chroma gain (Colorizer); None: the model card's default
-
-    def __post_init__(self) -> None:
-        if self.temporal not in LIVE_TEMPORAL:
-            raise ConfigError(
-                f"temporal mode '{self.temporal}' is not available live; choose one of: {', '.join(LIVE_TEMPORAL)}"
-            )
-        if self.keyframe_interval < 1:
-            raise ConfigError(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
-        if self.read_timeout <= 0 or self.gop_seconds <= 0:
-            raise ConfigError("read timeout and GOP length must be positive")
-
-
-# vertices of a stroke drawn on the preview page (the page thins a drag to about one every 1 %
-# of the picture: a stroke across it and back needs ~200)
-MAX_STROKE = 512
-
-
-class LiveHints:
-    """The colour hints of a live session: the --hints file's and those clicked on the preview
-    page. The preview server's threads add and clear them, the output thread says which frame
-    is shown, the colorize thread pulls them for its HintTracker; a lock keeps them apart.
-
-    A clicked hint is Hint(x, y, rgb, time=<seconds of the latest frame shown>, until='cut'), a
-    dragged one the same with the drag's points as its stroke:
-    it starts on the next frame colorized. clear() ends every hint started so far at the time
-    shown (until = that time, so the saved file replays the session) and bumps `version`:
-    the colorize thread then starts a fresh tracker."""
-
-    def __init__(self, file: HintFile | None = None):
-        self._lock = threading.Lock()
-        self.file = file or HintFile()
-        self._from_file: list[Hint] = list(self.file.hints)
-        self._clicked: list[Hint] = []
-        self._new: list[Hint] = []  # clicked, not yet handed to the tracker
-        self.version = 0
-        self.count = 0  # hints clicked since the start or the last clear (the page shows it)
-        self.given = 0  # hints clicked in all
-        self.seconds = 0.0  # time of the latest frame shown (output), on the hints' clock
-        self.index = -1  # ... and its index
-        self.state = "off"  # "off": the automatic model runs; "on": the hint model; "failed": no hints
-
-    def add(self, x: float, y: float, rgb: tuple[int, int, int], stroke: list | tuple | None = None) -> Hint:
-        """A hint at (x, y), fractions of the frame's width and height; or, given `stroke`
-        ([[x, y], ...] fractions, 2 to MAX_STROKE points: a drag on the page), a stroke
-        starting at its first point (x, y are then ignored). Raises ConfigError."""
-
-        def fraction(v: object) -> bool:
-            return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-
-        line = None
-        if stroke is not None:
-            if not isinstance(stroke, list | tuple) or not 2 <= len(stroke) <= MAX_STROKE:
-                raise ConfigError(f"a hint stroke is 2 to {MAX_STROKE} points [[x, y], ...], got {str(stroke)[:60]}")
-            if not all(isinstance(p, list | tuple) and len(p) == 2 and all(map(fraction, p)) for p in stroke):
-                raise ConfigError(f"hint stroke points must be [x, y] fractions in [0, 1], got {str(stroke)[:60]}")
-            line = tuple((float(p[0]), float(p[1])) for p in stroke)
-            x, y = line[0]
-        if not all(fraction(v) for v in (x, y)):
-            raise ConfigError(f"hint position must be fractions in [0, 1], got x={x!r}, y={y!r}")
-        with self._lock:
-            hint = Hint(
-                float(x),
-                float(y),
-                tuple(int(c) for c in rgb),
-                time=round(self.seconds, 6),
-                until=UNTIL_CUT,
-                stroke=line,
-            )
-            self._clicked.append(hint)
-            self._new.append(hint)
-            self.count += 1
-            self.given += 1
-        return hint
-
-    def clear(self) -> None:
-        """End every hint started by the frame shown now (the file's later hints still come)."""
-        with self._lock:
-            t, index = round(self.seconds, 6), self.index
-
-            def ended(h: Hint, clicked: bool) -> Hint | None:
-                started = clicked or (h.frame <= index if h.frame is not None else (h.time or 0.0) <= t)
-                if not started or (isinstance(h.until, float) and h.until <= t):
-                    return h  # still to come, or over already
-                if h.frame is not None or (h.time or 0.0) < t:
-                    return replace(h, until=t)
-                return None  # given on the frame shown now: it never showed
-
-            self._from_file = [e for h in self._from_file if (e := ended(h, False)) is not None]
-            self._clicked = [e for h in self._clicked if (e := ended(h, True)) is not None]
-            self._new.clear()
-            self.version += 1
-            self.count = 0
-
-    def shown(self, seconds: float, index: int) -> None:
-        with self._lock:
-            self.seconds, self.index = seconds, index
-
-    def session(self) -> HintFile:
-        """Every hint of the session (the file's, then the clicked ones; cleared ones end
-        when they were cleared) and the file's references: what 'save hints' writes."""
-        with self._lock:
-            return HintFile(tuple(self._from_file + self._clicked), self.file.references)
-
-    def pull(self, seen: int | None) -> tuple[int, HintFile | None, list[Hint]]:
-        """For the colorize thread, which built its tracker for version `seen` (None: none
-        yet): -> (version, every hint when a fresh tracker is needed else None, new hints)."""
-        with self._lock:
-            if seen != self.version:
-                self._new.clear()
-                return self.version, HintFile(tuple(self._from_file + self._clicked), self.file.references), []
-            new, self._new = self._new, []
-            return self.version, None, new
 
 
 class LiveControls:
@@ -215,303 +64,6 @@ class LiveControls:
         if mode not in LIVE_TEMPORAL:
             raise ConfigError(f"unknown temporal mode '{mode}'; choose one of: {', '.join(LIVE_TEMPORAL)}")
         self.temporal = mode
-
-
-@dataclass
-class LiveFrame(GrayFrame):
-    """A GrayFrame with perf_counter stamps: arrival (after pacing, before decoding),
-    taken by the colorize stage, colour finished."""
-
-    t_arrival: float = 0.0
-    t_start: float = 0.0
-    t_colored: float = 0.0
-    seconds: float = 0.0  # on the hints' clock (LiveHints): the input's time, or arrival time when remote
-    hinted: bool = False  # hint planes went into the network for this frame
-
-
-class DropQueue:
-    """A bounded FIFO between two threads. drop_oldest: a full queue discards its oldest
-    item to make room (live); otherwise put() waits for room (files)."""
-
-    def __init__(self, maxsize: int, drop_oldest: bool):
-        self.maxsize = maxsize
-        self.drop_oldest = drop_oldest
-        self.items: deque = deque()
-        self.cond = threading.Condition()
-        self.dropped = 0
-
-    def put(self, item: object, stop: threading.Event) -> None:
-        with self.cond:
-            if item is not _END and not isinstance(item, BaseException):
-                while len(self.items) >= self.maxsize:
-                    if self.drop_oldest:
-                        self.items.popleft()
-                        self.dropped += 1
-                    elif stop.is_set():
-                        return
-                    else:
-                        self.cond.wait(0.1)
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def get(self, timeout: float | None = None) -> object | None:
-        """The next item, or None after timeout seconds without one."""
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.items, timeout):
-                return None
-            item = self.items.popleft()
-            self.cond.notify_all()
-            return item
-
-
-class LatencyStats:
-    """Per-stage latency samples (bounded: memory stays flat on an endless stream)."""
-
-    STAGES = ("wait", "colorize", "output", "total")
-
-    def __init__(self, keep: int = 100_000):
-        self.samples = {s: deque(maxlen=keep) for s in self.STAGES}
-        self.out_times: deque = deque(maxlen=60)
-        self.recent_total: deque = deque(maxlen=300)  # for the preview: copying 100k samples a frame is not
-        self.indices: deque = deque(maxlen=keep)  # input index of each output frame: drops show as gaps
-        self.frames_out = 0
-        self.held = 0
-
-    def add(self, f: LiveFrame, t_out: float) -> None:
-        s = self.samples
-        s["wait"].append(f.t_start - f.t_arrival)  # queued before colorizing
-        s["colorize"].append(f.t_colored - f.t_start)  # model + temporal filter + chroma
-        s["output"].append(t_out - f.t_colored)  # queued before output, encoded, sent
-        s["total"].append(t_out - f.t_arrival)
-        self.recent_total.append(t_out - f.t_arrival)
-        self.out_times.append(t_out)
-        self.indices.append(f.index)
-        self.frames_out += 1
-
-    def fps(self) -> float:
-        t = self.out_times
-        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-
-    def percentiles(self, skip: int = 0) -> dict[str, dict[str, float]]:
-        """{stage: {p50_ms, p99_ms, max_ms}} over the samples after the first `skip`."""
-        out = {}
-        for name, d in self.samples.items():
-            v = np.array(list(d)[skip:], np.float64) * 1000
-            if v.size:
-                out[name] = {
-                    "p50_ms": round(float(np.percentile(v, 50)), 2),
-                    "p99_ms": round(float(np.percentile(v, 99)), 2),
-                    "max_ms": round(float(v.max()), 2),
-                }
-        return out
-
-
-@dataclass
-class LiveSummary:
-    frames_in: int
-    frames_out: int
-    dropped: int  # frames a live source delivered that were never output
-    held: int  # repeats of the last frame while the input was lost
-    reconnects: int
-    seconds: float
-    latency: dict[str, dict[str, float]]
-    interrupted: bool
-    width: int
-    height: int
-    stats: LatencyStats = field(repr=False, default_factory=LatencyStats)
-    signum: int = 0  # the signal that stopped the run (SIGINT, SIGTERM), 0 when the input ended or stop was set
-    lost_at_end: bool = False  # the input was away when the run stopped (reconnecting)
-
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
-
-
-def list_cameras(dev: str = "/dev") -> list[str]:
-    """V4L2 capture devices on Linux (/dev/video*), in numeric order; elsewhere none are listed."""
-    if not sys.platform.startswith("linux"):
-        return []
-    found = glob.glob(os.path.join(dev, "video*"))
-    return sorted(found, key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0))
-
-
-def camera_spec(device: str | None, size: str | None = None, fps: int | None = None, dev: str = "/dev") -> SourceSpec:
-    """DEVICE (an index, a path, or a name where the OS uses names) -> what FFmpeg opens."""
-    options = {}
-    if size:
-        if not re.fullmatch(r"\d+x\d+", size):
-            raise ConfigError(f"camera size must look like 640x480, got '{size}'")
-        options["video_size"] = size
-    if fps:
-        options["framerate"] = str(fps)
-    if sys.platform == "darwin":
-        return SourceSpec(device or "0", "avfoundation", options)
-    if sys.platform.startswith("win"):
-        if not device:
-            raise InputError('name the camera: streamcolor webcam "Integrated Camera" (FFmpeg\'s dshow names)')
-        return SourceSpec(f"video={device}", "dshow", options)
-    cameras = list_cameras(dev)
-    found = f"cameras found: {', '.join(cameras)}" if cameras else f"no cameras found ({dev}/video* is empty)"
-    if device is None:
-        if not cameras:
-            raise InputError(f"no camera to open: {found}")
-        path = cameras[0]
-    else:
-        path = os.path.join(dev, f"video{device}") if device.isdigit() else device
-        if not os.path.exists(path):
-            raise InputError(f"no camera at {path}; {found}")
-    return SourceSpec(path, "v4l2", options)
-
-
-class LiveCapture:
-    """Frames from a source, reopened with back-off when a live one drops."""
-
-    def __init__(
-        self,
-        spec: SourceSpec,
-        cfg: LiveConfig,
-        warn: Callable[[str], None],
-        cancelled: Callable[[], bool] = lambda: False,
-    ):
-        """cancelled: whether to stop waiting for a network input that is not there yet
-        (Ctrl-C): the wait then ends in KeyboardInterrupt."""
-        self.spec = spec
-        self.cfg = cfg
-        self.warn = warn
-        self.reconnects = 0
-        self.lost = False  # the input is away (lost, and not back yet)
-        self.source = self._first_open(cancelled)
-        self.info = self.source.info
-        self.connected = threading.Event()
-        self.connected.set()
-        self.frames = 0
-        self.decode_errors = 0
-
-    def _first_open(self, cancelled: Callable[[], bool]) -> VideoSource:
-        """The first open fails loudly (a wrong URL, a missing file is not an outage), except
-        a network input with nothing there yet: its sender may start after us (issue 23), so
-        that is waited for, saying so once. Each open listens for open_timeout seconds itself,
-        so the pause between them stays short (no back-off): a sender that starts during a
-        pause is missed for at most that long."""
-        delay, said = 0.5, False
-        while True:
-            try:
-                return self._open()
-            except InputError as e:
-                # once waiting, a stream caught in its first half-second (probed before its
-                # first picture: 'no video stream') is still on its way too
-                if not self.spec.remote or not (said or isinstance(e, InputNotYetThere)):
-                    raise
-                if not said:
-                    self.warn(f"{e}; waiting for it (Ctrl-C stops)")
-                    said = True
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                if cancelled():
-                    raise KeyboardInterrupt
-                time.sleep(0.05)
-            if cancelled():
-                raise KeyboardInterrupt
-
-    def _open(self) -> VideoSource:
-        timeout = (max(self.cfg.open_timeout, self.cfg.read_timeout), self.cfg.read_timeout) if self.spec.live else None
-        options = dict(self.spec.options)
-        if is_url(self.spec.url):
-            # Probe briefly; decode without holding frames back (low_delay). Not fflags
-            # nobuffer: it throws away the packets read while probing, up to a GOP of frames.
-            options = {"flags": "low_delay", "analyzeduration": "500000", **options}
-        if self.spec.url.startswith("udp://"):
-            # a 4 MB socket buffer rides out a key frame arriving while we are busy
-            options = {"buffer_size": str(4 << 20), "overrun_nonfatal": "1", **options}
-        try:
-            return VideoSource(
-                self.spec.url, threads=False, fmt=self.spec.fmt, options=options, timeout=timeout, carry_streams=False
-            )
-        except InputError as e:
-            if self.spec.fmt in ("v4l2", "avfoundation", "dshow"):
-                cams = list_cameras()
-                raise InputError(f"{e}; cameras found: {', '.join(cams) or 'none'}") from None
-            raise
-
-    def run(self, stop: threading.Event) -> Iterator[LiveFrame]:
-        index = 0
-        size = (self.info.height, self.info.width)
-        while not stop.is_set():
-            src = self.source
-            anchor: tuple[float, float] | None = None  # (wall, stream seconds) for --realtime pacing
-            arrivals: dict[int, float] = {}  # packet pts -> arrival: a decoder that holds frames back shows up
-            try:
-                for packet in src.container.demux(src.stream):
-                    if stop.is_set():
-                        return
-                    ts = packet.dts if packet.dts is not None else packet.pts
-                    if self.spec.realtime and ts is not None and packet.time_base:
-                        t_stream = float(ts * packet.time_base)
-                        now = time.perf_counter()
-                        if anchor is None or now - (anchor[0] + t_stream - anchor[1]) > 1.0:
-                            anchor = (now, t_stream)  # first packet, or fell behind a lot: re-anchor
-                        delay = anchor[0] + t_stream - anchor[1] - now
-                        if delay > 0:
-                            stop.wait(delay)
-                    t_arrival = time.perf_counter()
-                    if packet.pts is not None:
-                        arrivals[packet.pts] = t_arrival
-                        if len(arrivals) > 64:
-                            del arrivals[next(iter(arrivals))]
-                    try:
-                        decoded = packet.decode()
-                    except av.FFmpegError:
-                        self.decode_errors += 1
-                        continue
-                    for frame in decoded:
-                        g = src.gray(frame, index)
-                        y8 = g.y8
-                        if y8.shape != size:  # the source came back at another size: keep ours
-                            y8 = cv2.resize(y8, size[::-1], interpolation=cv2.INTER_AREA)
-                        index += 1
-                        self.frames += 1
-                        arrived = arrivals.pop(frame.pts, t_arrival) if frame.pts is not None else t_arrival
-                        yield LiveFrame(y8=y8, pts=g.pts, rotation=g.rotation, index=g.index, t_arrival=arrived)
-            except av.FFmpegError:
-                pass  # read timeout or network error: handled as a lost input below
-            finally:
-                src.close()
-            if not self.spec.remote or stop.is_set():
-                return
-            self._reconnect(stop)
-
-    def _reconnect(self, stop: threading.Event) -> None:
-        self.connected.clear()
-        self.lost = True
-        lost = time.monotonic()
-        delay = 0.5
-        self.warn(f"input lost: {self.spec.url}; reconnecting")
-        while not stop.is_set():
-            try:
-                self.source = self._open()
-            except InputError:
-                stop.wait(delay)
-                delay = min(2 * delay, self.cfg.max_backoff)
-                continue
-            self.reconnects += 1
-            self.lost = False
-            self.connected.set()
-            self.warn(f"input back after {time.monotonic() - lost:.1f} s")
-            return
-
-
-def _worker(target: Callable[[], None], out: DropQueue, stop: threading.Event, name: str) -> threading.Thread:
-    def run() -> None:
-        try:
-            target()
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
-            out.put(e, stop)
-        finally:
-            out.put(_END, stop)
-
-    t = threading.Thread(target=run, name=name, daemon=True)
-    t.start()
-    return t
 
 
 def run_live(
@@ -633,7 +185,7 @@ def _run_live(
             raise InputError(f"no input from {spec.url}: stopped while waiting for it") from None
         raise KeyboardInterrupt(getattr(ctrl_c, "signum", signal.SIGINT)) from None  # which signal, for the exit code
     info = capture.info
-    # live outputs and recordings are 8-bit: the latency path has no deep luma (sink.deep_format)
+    # live outputs and recordings are 8-bit: the latency path has no deep luma (output_plan.deep_format)
     if spec.live:  # arrival-time clock: monotonic across reconnects and honest about drops
         out_info = replace(info, time_base=CLOCK, other_streams=(), bit_depth=min(info.bit_depth, 8))
     else:
@@ -647,13 +199,7 @@ def _run_live(
     blank = np.zeros((info.height, info.width), np.uint8)
     ab_blank = colorizer.predict([colorizer.network_input(blank, info.full_range)])[0]
     colorizer.chroma_planes(blank, ab_blank, chroma_shape, info.full_range, info.matrix)
-    decoded = DropQueue(1, drop_oldest=spec.live)  # latency mode: one frame waits per stage, at most
-    colored = DropQueue(1, drop_oldest=spec.live)
     stats = LatencyStats()
-
-    def capture_loop() -> None:
-        for f in capture.run(stop):
-            decoded.put(f, stop)
 
     rate = float(info.average_rate or 25)
     t0: float | None = None  # arrival of the first frame colorized: 0 on the output's clock when live
@@ -680,20 +226,13 @@ def _run_live(
                 warn(f"hints are off: cannot load the hint model {cfg.hints_model}: {_one_line(e)}")
         return hint_colorizer
 
-    def colorize_loop() -> None:
+    def colorize(frames: Iterable[LiveFrame]) -> Iterator[LiveFrame]:
         nonlocal t0
         cv2.setNumThreads(1)  # OpenCV's pool would fight the engine and the encoder for cores
         mode, seq = None, None
         active = colorizer  # the automatic model until a hint arrives
         tracker, seen = None, None  # the HintTracker, and the hints' version it was made for
-        while not stop.is_set():
-            f = decoded.get(0.1)
-            if f is None:
-                continue
-            if f is _END or isinstance(f, BaseException):
-                if isinstance(f, BaseException):
-                    raise f
-                return
+        for f in frames:
             f.t_start = time.perf_counter()
             if t0 is None:
                 t0 = f.t_arrival
@@ -734,17 +273,12 @@ def _run_live(
                     g.chroma = active.chroma_planes(g.y8, ab_lo, chroma_shape, info.full_range, info.matrix, l_lo)
             f.hinted = tracker is not None and tracker.stats.applied_frames > applied
             f.t_colored = time.perf_counter()
-            colored.put(f, stop)
+            yield f
 
-    threads = [
-        _worker(capture_loop, decoded, stop, "capture"),
-        _worker(colorize_loop, colored, stop, "colorize"),
-    ]
     start = time.perf_counter()
     started = False
     last: LiveFrame | None = None
     last_pts = -1
-    interrupted = False
 
     def emit(f: LiveFrame) -> None:
         nonlocal last_pts
@@ -754,46 +288,49 @@ def _run_live(
         for s in sinks:
             s.write(f)
 
+    def hold() -> None:
+        """No frame for hold_seconds: while the input is lost, repeat the last picture so
+        players downstream keep going."""
+        if last is not None and not capture.connected.is_set():
+            emit(replace(last, t_arrival=time.perf_counter()))
+            stats.held += 1
+
+    def deliver(item: LiveFrame) -> None:
+        nonlocal started, last
+        first, started = not started, True
+        emit(item)
+        if first and on_first_frame is not None:
+            on_first_frame(time.perf_counter() - called)
+        t_out = time.perf_counter()
+        stats.add(item, t_out)
+        hints.shown(item.seconds, item.index)
+        last = item
+        if preview is not None:
+            preview.publish(item, info, _status(stats, capture, controls))
+
+    # latency mode: one frame waits per stage, at most; a live source drops the oldest
+    policy = Policy(
+        maxsize=1,
+        drop_oldest=spec.live,
+        idle_s=cfg.hold_seconds,
+        on_idle=hold,
+        on_drop=stats.drop,
+        stop=stop,
+        cancelled=ctrl_c.is_set,
+        join_s=cfg.read_timeout + 5,
+    )
     try:
-        while True:
-            if ctrl_c.is_set():
-                interrupted = True
-                break
-            item = colored.get(cfg.hold_seconds)
-            if item is None:
-                if last is not None and not capture.connected.is_set():
-                    # input lost: repeat the last picture so players downstream keep going
-                    held = replace(last, t_arrival=time.perf_counter())
-                    emit(held)
-                    stats.held += 1
-                continue
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            first, started = not started, True
-            emit(item)
-            if first and on_first_frame is not None:
-                on_first_frame(time.perf_counter() - called)
-            t_out = time.perf_counter()
-            stats.add(item, t_out)
-            hints.shown(item.seconds, item.index)
-            last = item
-            if preview is not None:
-                preview.publish(item, info, _status(stats, decoded, colored, capture, controls))
+        interrupted = not run_pipeline(lambda: capture.run(stop), colorize, deliver, policy)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=cfg.read_timeout + 5)
         for s in sinks:
             s.finish()
-    dropped = decoded.dropped + colored.dropped
     return LiveSummary(
         frames_in=capture.frames,
         frames_out=stats.frames_out,
-        dropped=dropped,
+        dropped=stats.dropped,
         held=stats.held,
         reconnects=capture.reconnects,
         seconds=time.perf_counter() - start,
@@ -807,16 +344,14 @@ def _run_live(
     )
 
 
-def _status(
-    stats: LatencyStats, decoded: DropQueue, colored: DropQueue, capture: LiveCapture, controls: LiveControls
-) -> dict:
+def _status(stats: LatencyStats, capture: LiveCapture, controls: LiveControls) -> dict:
     recent = np.array(stats.recent_total) * 1000 if stats.recent_total else np.zeros(1)
     return {
         "frames": stats.frames_out,
         "fps": round(stats.fps(), 1),
         "latency_p50_ms": round(float(np.percentile(recent, 50)), 1),
         "latency_p99_ms": round(float(np.percentile(recent, 99)), 1),
-        "dropped": decoded.dropped + colored.dropped,
+        "dropped": stats.dropped,
         "reconnects": capture.reconnects,
         "connected": capture.connected.is_set(),
         "temporal": controls.temporal,
@@ -848,17 +383,3 @@ def _tracker(
         hints.state = "failed"
         warn(f"hints are off: {_one_line(e)}")
         return None
-
-
-def format_summary(s: LiveSummary) -> str:
-    """The table printed when a live run stops."""
-    lines = [
-        f"{s.frames_out} frames out of {s.frames_in} in {s.seconds:.1f} s ({s.fps:.1f} fps), "
-        f"{s.dropped} dropped, {s.reconnects} reconnect(s), {s.held} held"
-        + (", input lost and not back when stopped" if s.lost_at_end else "")
-        + (" (stopped by Ctrl-C)" if s.interrupted else ""),
-        f"{'latency (ms)':<14}{'p50':>8}{'p99':>8}{'max':>8}",
-    ]
-    for stage, v in s.latency.items():
-        lines.append(f"{stage:<14}{v['p50_ms']:>8.1f}{v['p99_ms']:>8.1f}{v['max_ms']:>8.1f}")
-    return "\n".join(lines)

@@ -20,7 +20,7 @@ class ModelCard:
     Network input  x: (N, 1, h, w) float32, x = (L* - l_offset) / l_scale.
     Network output y: (N, 2, h / stride, w / stride) float32, a*b* = y * ab_scale.
     vividness: the chroma gain applied to that a*b* by default (output.vividness, 1 if absent).
-    hints: the model also takes (N, 3, h, w) user hints (streamcolor/hints.py) and returns,
+    hints: the model also takes (N, 3, h, w) user hints (streamcolor/hints/planes.py) and returns,
     second, (N, C, h / features_stride, w / features_stride) encoder features.
     hint_locality: its hints are (N, 4, h, w), the fourth plane where the hints may change the
     picture (streamcolor/geodesic.hint_locality), which the Colorizer computes.

@@ -3,7 +3,7 @@ fps, latency, a switch for the temporal filter, and colour hints: a click on the
 picture opens a colour picker and sends POST /hint {"x", "y", "color"} (fractions of the
 picture, '#rrggbb'), a drag a stroke {"stroke": [[x, y], ...], "color"}; POST /hint/clear
 drops them; GET /hints.toml is every hint of the session as a hints file
-(streamcolor/hints.py), to replay it (--hints).
+(streamcolor/hints/file.py), to replay it (--hints).
 
 Bound to 127.0.0.1 unless asked otherwise: a camera feed is private, so serving it beyond
 this machine needs --allow-remote. On loopback, requests naming another Host are refused
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from streamcolor.errors import ConfigError, OutputError
-from streamcolor.hints import dump_hints, parse_color
+from streamcolor.hints.file import dump_hints, parse_color
 from streamcolor.source import GrayFrame, StreamInfo
 
 PREVIEW_WIDTH = 640  # frames are scaled down to this for the page: JPEG cost stays small

@@ -30,8 +30,10 @@ import numpy as np
 
 from streamcolor import color
 from streamcolor.errors import InputError, OutputError, StreamcolorError
-from streamcolor.sink import check_writable, rescale_luma
-from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource, bit_depth_of
+from streamcolor.output_plan import check_writable
+from streamcolor.probe import bit_depth_of
+from streamcolor.sink import rescale_luma
+from streamcolor.source import FrameTimes, GrayFrame, StreamInfo, VideoSource
 
 # frame file extension -> FFmpeg codec (decoder and encoder; EXR is read, not written)
 FRAME_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".exr": "exr"}
@@ -275,7 +277,7 @@ MARKER = ".streamcolor-sequence-{}.json"
 
 @dataclass(frozen=True)
 class SequencePlan:
-    """As sink.VideoPlan for a sequence: 4:4:4 YUV at `depth` built from the colorized frame,
+    """As output_plan.VideoPlan for a sequence: 4:4:4 YUV at `depth` built from the colorized frame,
     converted once by swscale to the frame format's RGB (`rgb_format`)."""
 
     codec: str

@@ -33,9 +33,11 @@ from streamcolor.api import ColorizeConfig, VideoSummary, describe
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, InputError, OutputError
 from streamcolor.memory import keep_frame_buffers
-from streamcolor.pipeline import Stage, StageTimes, colorize_items, timed
-from streamcolor.sink import EncodeOptions, VideoSink, partial_path
-from streamcolor.source import GrayFrame, VideoSource, user_tags
+from streamcolor.output_plan import EncodeOptions, partial_path
+from streamcolor.pipeline import StageTimes, colorize_items, run_pipeline, timed
+from streamcolor.probe import user_tags
+from streamcolor.sink import VideoSink
+from streamcolor.source import GrayFrame, VideoSource
 from streamcolor.temporal import TemporalConfig, is_cut
 
 CHUNK_DIR = ".streamcolor-chunks"
@@ -154,10 +156,9 @@ def colorize_piece(
         sink = VideoSink(out, info, cfg.encode, warn=warn)
         sink.plan_streams()
         source.keep_depth = sink.plan.depth > 8
-        decoded = Stage("decode", lambda _: timed(_frames_of(source, piece), times, "decode"), None, maxsize=16)
-        colored = Stage(
-            "colorize",
-            lambda up: colorize_items(
+
+        def colorize(up):
+            return colorize_items(
                 up,
                 colorizer,
                 info,
@@ -168,22 +169,15 @@ def colorize_piece(
                 first_index=piece.first,
                 chroma_shape=sink.plan.chroma_shape(info.width, info.height),
                 depth=sink.plan.depth,
-            ),
-            decoded,
-            maxsize=16,
-        )
-        try:
-            with sink:
-                for item in colored:
-                    sink.write(item)
-                if sink.frames != piece.end - piece.first:
-                    raise InputError(
-                        f"{src}: frames {piece.first}-{piece.end} gave {sink.frames} frames after seeking "
-                        f"(expected {piece.end - piece.first}); colorize it without --split-shots"
-                    )
-        finally:
-            colored.close()
-            decoded.close()
+            )
+
+        with sink:
+            run_pipeline(lambda: timed(_frames_of(source, piece), times, "decode"), colorize, sink.write)
+            if sink.frames != piece.end - piece.first:
+                raise InputError(
+                    f"{src}: frames {piece.first}-{piece.end} gave {sink.frames} frames after seeking "
+                    f"(expected {piece.end - piece.first}); colorize it without --split-shots"
+                )
     return VideoSummary(sink.frames, time.perf_counter() - start, 0, times, describe(colorizer))
 
 

@@ -98,12 +98,19 @@ def make_video(
     return path
 
 
-def make_shots_video(path: Path, shots: tuple[int, ...] = (50, 50, 50), width: int = 96, height: int = 64) -> Path:
+def make_shots_video(
+    path: Path,
+    shots: tuple[int, ...] = (50, 50, 50),
+    width: int = 96,
+    height: int = 64,
+    options: dict[str, str] | None = None,
+) -> Path:
     """H.264 + AAC with hard scene cuts: every other shot is the negative of the scene; a title
-    and an audio language to keep."""
+    and an audio language to keep. options: the video encoder's ({"qp": "0"}: lossless, the same
+    pictures every time)."""
     with av.open(str(path), "w") as c:
         c.metadata["title"] = "reel 7"
-        v = c.add_stream("libx264", rate=25)
+        v = c.add_stream("libx264", rate=25, options=options or {})
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         tb = Fraction(1, 250)
         v.time_base = tb

@@ -21,10 +21,12 @@ from media import make_shots_video, make_video, read_video, scene
 from typer.testing import CliRunner
 
 from streamcolor.api import ColorizeConfig, colorize_video
-from streamcolor.batch import RECORD_NAME, BatchConfig, plan_jobs, run_batch
+from streamcolor.batch import BatchConfig, run_batch
+from streamcolor.batch_inputs import plan_jobs
+from streamcolor.batch_jobs import RECORD_NAME
 from streamcolor.cli import app
 from streamcolor.errors import ConfigError, InputError
-from streamcolor.sink import EncodeOptions, partial_path
+from streamcolor.output_plan import EncodeOptions, partial_path
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
 # what --split-shots pieces amount to: no shot memory across them (make_shots_video's third shot

@@ -10,7 +10,7 @@ from media import make_video, read_video
 
 from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.errors import ConfigError, OutputError
-from streamcolor.sink import CONTAINERS, EncodeOptions
+from streamcolor.output_plan import CONTAINERS, EncodeOptions
 
 FAST = ColorizeConfig(threads=2, temporal="off")
 # extension -> (video codec, audio codec) in the output; None: no audio stream

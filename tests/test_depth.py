@@ -12,7 +12,8 @@ from media import scene
 
 from streamcolor import color
 from streamcolor.api import ColorizeConfig, colorize_video
-from streamcolor.sink import EncodeOptions, rescale_luma
+from streamcolor.output_plan import EncodeOptions
+from streamcolor.sink import rescale_luma
 
 W, H, FRAMES = 640, 64, 4  # a ramp across 640 columns (top half): up to 640 luma levels
 

@@ -21,7 +21,8 @@ from streamcolor.engines.onnx_engine import OnnxEngine
 from streamcolor.engines.registry import create_engine, pick_auto
 from streamcolor.errors import ConfigError, NotAvailableError
 from streamcolor.model import DEFAULT_MODEL, load_card
-from streamcolor.source import VideoSource, nvdec_name, nvidia_driver_present
+from streamcolor.probe import nvdec_name, nvidia_driver_present
+from streamcolor.source import VideoSource
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (pip install torch)")
 pytest.importorskip("onnx", reason="the PyTorch backend reads the ONNX graph with the onnx package")
@@ -156,7 +157,7 @@ def test_luma_is_uploaded_once_per_frame(gpu_path_on_cpu, monkeypatch):
 def test_video_through_the_gpu_path_keeps_luma_and_colours(tmp_path, gpu_path_on_cpu):
     clip = make_video(tmp_path / "in.mp4", width=96, height=64, frames=10)
     out = tmp_path / "out.mp4"
-    from streamcolor.sink import EncodeOptions
+    from streamcolor.output_plan import EncodeOptions
 
     summary = colorize_video(clip, out, ColorizeConfig(encode=EncodeOptions(crf=0)), colorizer=gpu_path_on_cpu)
     assert summary.frames == 10 and summary.backend.startswith("torch (cpu:fp32")
@@ -287,7 +288,7 @@ def test_cuda_default_engine_colorizes_a_video_in_the_threaded_pipeline(tmp_path
     last batch: once failed on an H200 while capturing a CUDA graph."""
     clip = make_video(tmp_path / "in.mp4", width=320, height=180, frames=11)
     out = tmp_path / "out.mp4"
-    from streamcolor.sink import EncodeOptions
+    from streamcolor.output_plan import EncodeOptions
 
     cfg = ColorizeConfig(backend="torch", batch=4, encode=EncodeOptions(crf=0))
     summary = colorize_video(clip, out, cfg)

@@ -21,6 +21,7 @@ import pytest
 from media import make_video
 
 from streamcolor import cli
+from streamcolor.commands import files as file_commands
 from streamcolor.sink import VideoSink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def test_internal_error_is_one_line_and_exit_3(clip, tmp_path, monkeypatch, caps
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "colorize_video", bug)
+    monkeypatch.setattr(file_commands, "colorize_video", bug)
     monkeypatch.delenv("STREAMCOLOR_DEBUG", raising=False)
     assert cli.run(["video", str(clip), str(tmp_path / "o.mp4")]) == 3
     line = one_line(capsys.readouterr().err)

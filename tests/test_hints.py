@@ -12,18 +12,9 @@ import pytest
 
 from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.errors import ConfigError
-from streamcolor.hints import (
-    AB_NORM,
-    Hint,
-    HintFile,
-    HintPoint,
-    ab_at_lightness,
-    dump_hints,
-    hint_planes,
-    parse_color,
-    parse_hints,
-)
-from streamcolor.hints_video import HintTracker, best_cell, descriptor_at
+from streamcolor.hints.file import Hint, HintFile, dump_hints, parse_color, parse_hints
+from streamcolor.hints.planes import AB_NORM, HintPoint, ab_at_lightness, hint_planes
+from streamcolor.hints.tracker import HintTracker, best_cell, descriptor_at
 from streamcolor.model import HINTS_MODEL
 
 GOOD = """
@@ -177,7 +168,7 @@ def test_a_stroke_is_drawn_along_its_whole_line_as_wide_as_a_point():
 
 
 def test_a_stroke_colours_the_picture_along_its_whole_length(hint_colorizer):
-    from streamcolor.hints_video import colorize_with_hints
+    from streamcolor.hints.photo import colorize_with_hints
 
     y8 = _moving_square(1, size=(96, 160))[0]
     y8[20:36, 10:150] = 170  # a long bar: the stroke runs along it
@@ -318,7 +309,7 @@ def test_cli_refuses_hints_with_a_model_that_takes_none_and_bad_files_in_one_lin
 def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_colorizer):
     from types import SimpleNamespace
 
-    from streamcolor.hints_video import backward_positions
+    from streamcolor.hints.backward import backward_positions
 
     frames = _moving_square(14, cut_at=3)  # shot 2 is frames 3..13; the square moves 3 px a frame
     hint = Hint(x=(35 + 3 * 9) / 160, y=25 / 120, rgb=(200, 0, 0), time=None, frame=9)
@@ -343,7 +334,7 @@ def test_bidirectional_mode_carries_a_hint_back_to_its_shots_first_frame(hint_co
 def test_a_stroke_is_carried_back_vertex_by_vertex_and_a_pinned_one_found_again_whole(hint_colorizer):
     from types import SimpleNamespace
 
-    from streamcolor.hints_video import backward_positions
+    from streamcolor.hints.backward import backward_positions
 
     frames = _moving_square(14, cut_at=3)  # shot 2: frames 3..13, the square at rows 10-40
     start = ((26 + 27) / 160, 14 / 120), ((44 + 27) / 160, 36 / 120)  # across the square on frame 9
@@ -367,7 +358,7 @@ def test_a_stroke_is_carried_back_vertex_by_vertex_and_a_pinned_one_found_again_
 
 
 def test_what_the_network_left_of_a_hint_spreads_over_its_region_not_across():
-    from streamcolor.hints_video import propagate_corrections
+    from streamcolor.hints.tracker import propagate_corrections
 
     h, w = 24, 32
     ab = np.zeros((h, w, 2), np.float32)
@@ -424,8 +415,8 @@ def test_hints_outside_the_frame_or_after_the_end_are_reported(tmp_path, hint_co
 
 
 def test_references_without_colour_too_small_or_not_photos_are_refused_in_one_line(tmp_path, hint_colorizer):
-    from streamcolor.hints import Reference
-    from streamcolor.hints_video import load_reference
+    from streamcolor.hints.file import Reference
+    from streamcolor.hints.reference import load_reference
 
     gray = tmp_path / "gray.png"
     cv2.imwrite(str(gray), np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
@@ -469,7 +460,7 @@ def test_the_spreading_stops_at_an_edge_between_look_alike_regions():
     """Two regions of the same L* and the same features, parted by a dark line (a coat's
     outline against a wall of the same gray): the spreading after the network stays on the
     hint's side (the geodesic term, streamcolor/geodesic.py); without an edge it would not."""
-    from streamcolor.hints_video import propagate_corrections
+    from streamcolor.hints.tracker import propagate_corrections
 
     h, w = 24, 48
     ab = np.zeros((h, w, 2), np.float32)
@@ -521,7 +512,7 @@ def test_one_hint_changes_its_object_not_the_look_alike_beyond_its_outline(hint_
     by a dark outline, one violet hint on the left one. The shipped hint model (its locality
     plane) and the spreading after it change the left region and leave the right one nearly
     as the automatic model had it."""
-    from streamcolor.hints_video import colorize_with_hints
+    from streamcolor.hints.photo import colorize_with_hints
 
     rng = np.random.default_rng(5)
     y8 = np.clip(128 + rng.normal(0, 6, (120, 200)), 0, 255).astype(np.uint8)

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streamcolor.api import ColorizeConfig, colorize_images
+from streamcolor.api import ColorizeConfig
+from streamcolor.images import colorize_images
 
 CFG = ColorizeConfig(threads=2)
 PIL = pytest.importorskip("PIL")  # to write inputs with gray+alpha, ICC and EXIF (OpenCV cannot)

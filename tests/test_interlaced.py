@@ -107,7 +107,7 @@ def test_intra_and_other_codecs_mark_every_frame_interlaced(top_first, codec, su
     """Issue 23: FFV1 came out progressive (its picture structure is read from the frames'
     flags, which a new frame lacks); AVI has no field order of its own, so the bitstream's is
     the only one there is."""
-    from streamcolor.sink import EncodeOptions
+    from streamcolor.output_plan import EncodeOptions
 
     src = interlaced(tmp_path / "in", top_first)
     out = tmp_path / f"out{suffix}"
@@ -123,7 +123,7 @@ def test_intra_and_other_codecs_mark_every_frame_interlaced(top_first, codec, su
 
 @pytest.mark.parametrize("codec, suffix, words", [("vp9", ".webm", "vp9 has no way"), ("hevc", ".mkv", "x265")])
 def test_codecs_that_cannot_mark_fields_say_so(codec, suffix, words, tmp_path, colorizer):
-    from streamcolor.sink import EncodeOptions
+    from streamcolor.output_plan import EncodeOptions
 
     src = interlaced(tmp_path / "in", True)
     warnings = []

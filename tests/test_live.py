@@ -25,9 +25,12 @@ from test_video import chroma_strength
 from typer.testing import CliRunner
 
 from benchmarks.live_latency import free_udp_port, send_mpegts
+from streamcolor.capture import SourceSpec, camera_spec
 from streamcolor.cli import app
+from streamcolor.config import LiveConfig
 from streamcolor.errors import ConfigError, InputError, OutputError
-from streamcolor.live import DropQueue, LiveConfig, LiveControls, SourceSpec, camera_spec, run_live
+from streamcolor.live import LiveControls, run_live
+from streamcolor.pipeline import DropQueue
 from streamcolor.preview import PreviewServer
 
 FAST = LiveConfig(threads=2, read_timeout=0.6)

@@ -23,10 +23,13 @@ from typer.testing import CliRunner
 
 from benchmarks.live_latency import free_udp_port
 from streamcolor.api import ColorizeConfig, make_colorizer
+from streamcolor.capture import SourceSpec
 from streamcolor.cli import app
+from streamcolor.config import LiveConfig
 from streamcolor.errors import ConfigError
-from streamcolor.hints import Hint, HintFile, dump_hints, parse_hints
-from streamcolor.live import LiveConfig, LiveControls, LiveHints, SourceSpec, run_live
+from streamcolor.hints.file import Hint, HintFile, dump_hints, parse_hints
+from streamcolor.hints.live import LiveHints
+from streamcolor.live import LiveControls, run_live
 from streamcolor.model import HINTS_MODEL
 from streamcolor.preview import PreviewServer
 

@@ -15,8 +15,11 @@ import pytest
 from test_live import gray_scenes, start_sender
 
 from benchmarks.live_latency import free_udp_port
+from streamcolor.capture import SourceSpec
+from streamcolor.config import LiveConfig
 from streamcolor.errors import InputError
-from streamcolor.live import LiveConfig, SourceSpec, format_summary, run_live
+from streamcolor.latency import format_summary
+from streamcolor.live import run_live
 
 QUICK = LiveConfig(threads=2, read_timeout=0.6, open_timeout=1.0)
 

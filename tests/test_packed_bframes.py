@@ -13,7 +13,7 @@ import pytest
 from media import read_video, scene
 
 from streamcolor.api import ColorizeConfig, colorize_video
-from streamcolor.sink import EncodeOptions
+from streamcolor.output_plan import EncodeOptions
 
 VOP = b"\x00\x00\x01\xb6"  # MPEG-4 Part 2 video object plane start code
 

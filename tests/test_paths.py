@@ -9,9 +9,10 @@ import pytest
 from media import make_video, read_video, scene
 from typer.testing import CliRunner
 
-from streamcolor.api import ColorizeConfig, colorize_images, colorize_video
+from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.cli import app
 from streamcolor.errors import OutputError
+from streamcolor.images import colorize_images
 
 CFG = ColorizeConfig(threads=2)
 

@@ -8,7 +8,7 @@ from media import make_video
 from typer.testing import CliRunner
 
 from streamcolor.cli import app
-from streamcolor.source import has_protocol
+from streamcolor.probe import has_protocol
 
 pytestmark = pytest.mark.skipif(has_protocol("srt://"), reason="this PyAV's FFmpeg has libsrt")
 

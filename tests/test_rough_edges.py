@@ -14,9 +14,11 @@ import pytest
 from media import make_video, scene
 from typer.testing import CliRunner
 
-from streamcolor.api import ColorizeConfig, colorize_images
-from streamcolor.batch import LOCK_NAME, BatchConfig, run_batch
+from streamcolor.api import ColorizeConfig
+from streamcolor.batch import BatchConfig, run_batch
+from streamcolor.batch_jobs import LOCK_NAME
 from streamcolor.cli import app
+from streamcolor.images import colorize_images
 
 CFG = ColorizeConfig(threads=2)
 runner = CliRunner()

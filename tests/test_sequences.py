@@ -18,7 +18,7 @@ from streamcolor import color
 from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.cli import app
 from streamcolor.errors import OutputError
-from streamcolor.sink import EncodeOptions
+from streamcolor.output_plan import EncodeOptions
 
 W, H = 640, 64
 FFV1 = ColorizeConfig(threads=2, encode=EncodeOptions(codec="ffv1"))

@@ -22,7 +22,7 @@ from test_live import find_chromium
 from test_live_hints import Chromium
 
 from streamcolor.cli import run
-from streamcolor.hints import load_hints, parse_hints
+from streamcolor.hints.file import load_hints, parse_hints
 from streamcolor.studio import Studio, StudioServer, default_hints_path
 from training.evaluate import ciede2000
 

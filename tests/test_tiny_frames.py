@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from media import make_video, read_video
 
-from streamcolor.api import ColorizeConfig, colorize_images, colorize_video
+from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.errors import OutputError
-from streamcolor.sink import EncodeOptions
+from streamcolor.images import colorize_images
+from streamcolor.output_plan import EncodeOptions
 
 # every case of a side of 1, 2 or 3 (1x1 chroma, the odd 4:4:4 path), through both the plain
 # path and the temporal filter's optical flow

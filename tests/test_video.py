@@ -9,7 +9,7 @@ from media import make_audio_only, make_video, read_video
 
 from streamcolor.api import ColorizeConfig, colorize_video
 from streamcolor.errors import ConfigError, InputError, OutputError
-from streamcolor.sink import EncodeOptions, partial_path
+from streamcolor.output_plan import EncodeOptions, partial_path
 
 LOSSLESS = ColorizeConfig(threads=2, encode=EncodeOptions(crf=0))
 
@@ -106,7 +106,7 @@ def test_archival_codecs(codec, suffix, vfr_clip, tmp_path, colorizer):
 
 
 def test_encoder_options_per_codec():
-    from streamcolor.sink import encoder_options
+    from streamcolor.output_plan import encoder_options
 
     assert encoder_options(EncodeOptions(codec="ffv1"), "ffv1") == {"level": "3", "slices": "4", "slicecrc": "1"}
     assert encoder_options(EncodeOptions(codec="prores"), "prores_ks") == {"profile": "3"}

@@ -17,9 +17,10 @@ import pytest
 from media import make_video, scene
 from typer.testing import CliRunner
 
-from streamcolor.api import ColorizeConfig, colorize_images
+from streamcolor.api import ColorizeConfig
 from streamcolor.cli import app
 from streamcolor.errors import OutputError
+from streamcolor.images import colorize_images
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}

@@ -54,7 +54,7 @@ class HintGraph(torch.nn.Module):
     """The exported graph of a hint-trained MobileStudent: (l (N, 1, H, W), hints (N, 3, H, W))
     -> (ab (N, 2, H/4, W/4), features (N, 96, H/16, W/16)): the a*b* with the hints applied
     and the encoder's stride-16 features, which do not depend on the hints (what pinned hints
-    and reference photos are matched with, streamcolor/hints_video.py)."""
+    and reference photos are matched with, streamcolor/hints/)."""
 
     def __init__(self, student: torch.nn.Module):
         super().__init__()

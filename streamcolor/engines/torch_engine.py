@@ -24,7 +24,7 @@ def import_torch():
 def cuda_available() -> bool:
     """A CUDA GPU PyTorch can use. Without an NVIDIA driver (Linux) torch is not even
     imported: importing it costs a second or two on every CPU run."""
-    from streamcolor.source import nvidia_driver_present
+    from streamcolor.probe import nvidia_driver_present
 
     if sys.platform.startswith("linux") and not nvidia_driver_present():
         return False
@@ -103,7 +103,7 @@ class TorchEngine:
         return self.run_tensor(self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
 
     def run_features(self, x: np.ndarray, hints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """A hint model (streamcolor/hints.py): -> (ab, features) float32 numpy. Not compiled:
+        """A hint model (streamcolor/hints/planes.py): -> (ab, features) float32 numpy. Not compiled:
         hints and reference photos run the module as it is."""
         torch = self.torch
         if len(self.module.input_names) < 2:

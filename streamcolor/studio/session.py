@@ -1,9 +1,9 @@
 """The studio's state: the film, the hints file it edits, a frame colorized with the hints
 on it, the shot preview in motion, and the render.
 
-Everything here calls the runtime's public pieces: the hints file (streamcolor/hints.py:
-parse_hints, load_hints), hints on one picture (hints_video.colorize_with_hints), hints
-through a shot (hints_video.HintTracker, backward_positions and pipeline.colorize_items,
+Everything here calls the runtime's public pieces: the hints file (streamcolor/hints/file.py:
+parse_hints, load_hints), hints on one picture (hints.photo.colorize_with_hints), hints
+through a shot (hints.tracker.HintTracker, hints.backward.backward_positions and pipeline.colorize_items,
 as `streamcolor video` runs them), and the render itself (api.colorize_video).
 
 Which hints a single frame shows (the frame view; the render and the shot preview run the
@@ -15,7 +15,7 @@ tracker over every frame instead):
   (the tracker's DIS flow on the L* guides) and leaves when the point leaves the frame;
 - a pinned hint is on its own shot and, on each frame of a later shot, where the render's
   test finds it again (the best-matching cell of the pretrained features, at least
-  hints_video.PIN_THRESHOLD); the render looks for it frame by frame only until it is found,
+  hints.tracker.PIN_THRESHOLD); the render looks for it frame by frame only until it is found,
   then carries it along the flow.
 """
 
@@ -24,30 +24,27 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamcolor.api import ColorizeConfig, Progress, colorize_video, make_colorizer
+from streamcolor.api import ColorizeConfig, make_colorizer
 from streamcolor.colorizer import Colorizer
 from streamcolor.errors import ConfigError, OutputError, StreamcolorError
-from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Reference, parse_hints
-from streamcolor.hints_video import (
-    PIN_THRESHOLD,
-    HintTracker,
-    backward_positions,
-    best_cell,
-    colorize_with_hints,
-    descriptor_at,
-)
+from streamcolor.hints.backward import backward_positions
+from streamcolor.hints.file import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, Reference
+from streamcolor.hints.photo import colorize_with_hints
+from streamcolor.hints.tracker import PIN_THRESHOLD, HintTracker, best_cell, descriptor_at
 from streamcolor.model import HINTS_MODEL
+from streamcolor.output_plan import EncodeOptions, check_output_path, check_writable
 from streamcolor.pipeline import StageTimes, colorize_items
-from streamcolor.sink import EncodeOptions, check_output_path, check_writable
 from streamcolor.source import GrayFrame, VideoSource
+from streamcolor.studio.document import HintsDocument, _one_line
 from streamcolor.studio.film import Film, Shot
+from streamcolor.studio.render import JobStatus, RenderJob, _Cancelled
 from streamcolor.temporal import _Flow
 
 JPEG_QUALITY = 90
@@ -71,162 +68,6 @@ def default_hints_path(film: Path) -> Path:
 def default_render_path(film: Path) -> Path:
     """FILM.colour.mp4 beside the film."""
     return film.with_name(film.stem + RENDER_SUFFIX)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
-class HintsDocument:
-    """The hints file the studio edits: its TOML text, the last good HintFile, and where it is
-    saved (on every accepted change, atomically: NAME.partial then a rename).
-
-    An existing file is taken only when it is a hints file (it parses); a file that changed on
-    disk since the studio read or wrote it is not overwritten (ConfigError/OutputError lines)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.lock = threading.Lock()
-        self.text = ""
-        self.hints = HintFile()
-        self.error: str | None = None  # the last refused PUT's line (cleared by a good one)
-        self.version = 0
-        self._on_disk: str | None = None  # what the file held when last read or written
-        if self.path.exists():
-            if not self.path.is_file():
-                raise ConfigError(f"hints path is not a file: {self.path}")
-            try:
-                text = self.path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError(
-                    f"cannot read hints file {self.path}: {getattr(e, 'strerror', None) or e}; "
-                    "give --hints another path"
-                ) from None
-            try:
-                self.hints = parse_hints(text, self.path)
-            except ConfigError as e:
-                raise ConfigError(f"{e} (the studio edits only a valid hints file; fix it or give --hints)") from None
-            self.text = self._on_disk = text
-
-    def put(self, text: str) -> HintFile:
-        """Take new TOML text: parsed, then saved. Raises ConfigError (one line with the file's
-        line) and keeps the last good hints; OutputError when it cannot be saved."""
-        with self.lock:
-            try:
-                hints = parse_hints(text, self.path)
-            except ConfigError as e:
-                self.error = _one_line(str(e))
-                raise
-            self._save(text)
-            self.text, self.hints, self.error = text, hints, None
-            self.version += 1
-            return hints
-
-    def _save(self, text: str) -> None:
-        try:
-            now = self.path.read_text(encoding="utf-8") if self.path.exists() else None
-        except (OSError, UnicodeDecodeError):
-            now = ""
-        if now is not None and now != self._on_disk:
-            raise OutputError(f"{self.path} changed on disk since the studio read it; not overwritten")
-        tmp = self.path.with_name(self.path.name + ".partial")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as e:
-            raise OutputError(f"cannot save the hints to {self.path}: {e.strerror or e}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        self._on_disk = text
-
-    def snapshot(self) -> tuple[HintFile, int]:
-        with self.lock:
-            return self.hints, self.version
-
-
-@dataclass
-class JobStatus:
-    state: str = "idle"  # idle, running, done, failed, cancelled
-    frames: int = 0
-    total: int = 0
-    started: float = 0.0
-    finished: float = 0.0
-    error: str | None = None
-
-    def as_json(self, **extra) -> dict:
-        now = self.finished if self.state != "running" else time.monotonic()
-        elapsed = max(0.0, now - self.started) if self.started else 0.0
-        fps = self.frames / elapsed if elapsed > 0 else 0.0
-        left = max(0, self.total - self.frames)
-        eta = left / fps if fps > 0 and self.state == "running" else (0.0 if self.state == "done" else None)
-        return {
-            "state": self.state,
-            "frames": self.frames,
-            "total": self.total,
-            "progress": (self.frames / self.total) if self.total else (1.0 if self.state == "done" else 0.0),
-            "elapsed_s": round(elapsed, 2),
-            "fps": round(fps, 2),
-            "eta_s": None if eta is None else round(eta, 1),
-            "error": self.error,
-            **extra,
-        }
-
-
-class _Cancelled(StreamcolorError):
-    """A job stopped on request (the page, or the studio closing)."""
-
-
-class RenderJob:
-    """`streamcolor video FILM OUT --hints <the studio's hints> --no-shot-memory` in a thread."""
-
-    def __init__(
-        self, film: Path, out: Path, hints: HintFile, encode: EncodeOptions, threads: int | None, frames: int = 0
-    ):
-        """frames: the film's frame count when known (the progress bar's length from the start)."""
-        self.film, self.out = film, out
-        # no shot memory: the page previews each shot alone, and the render gives what it showed
-        self.cfg = ColorizeConfig(hints=hints or None, encode=encode, threads=threads, shot_memory=False)
-        self.status = JobStatus("running", total=frames, started=time.monotonic())
-        self.warnings: list[str] = []
-        self.summary = None
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="studio-render", daemon=True)
-
-    def start(self, overwrite: bool) -> RenderJob:
-        self._overwrite = overwrite
-        self._thread.start()
-        return self
-
-    def _progress(self, p: Progress) -> None:
-        if self._cancel.is_set():
-            raise _Cancelled("render cancelled; unfinished output deleted")
-        self.status.frames, self.status.total = p.frames, max(p.total or self.status.total, p.frames)
-
-    def _run(self) -> None:
-        try:
-            s = colorize_video(
-                self.film, self.out, self.cfg, self._progress, self.warnings.append, overwrite=self._overwrite
-            )
-            self.summary = s
-            self.status.frames = self.status.total = s.frames
-            self.status.state = "done"
-        except _Cancelled as e:
-            self.status.state, self.status.error = "cancelled", str(e)
-        except StreamcolorError as e:
-            self.status.state, self.status.error = "failed", _one_line(str(e))
-        except Exception as e:  # noqa: BLE001 - shown on the page in one line, never a traceback
-            self.status.state, self.status.error = "failed", f"internal error: {e!r}"
-        finally:
-            self.status.finished = time.monotonic()
-
-    def cancel(self, wait: float = 30.0) -> None:
-        self._cancel.set()
-        self._thread.join(wait)
-
-    def as_json(self) -> dict:
-        return self.status.as_json(
-            out=str(self.out), warnings=self.warnings[-5:], hints=getattr(self.summary, "hints", None)
-        )
 
 
 class ShotPreview:
@@ -426,7 +267,7 @@ class Studio:
 
     def find_pin(self, h: Hint, start: int, x: float, y: float, index: int) -> tuple[float, float] | None:
         """Where a pinned hint given on frame `start` at (x, y) is found again on frame `index`
-        of a later shot, as the render's tracker looks for it (hints_video.best_cell: the best
+        of a later shot, as the render's tracker looks for it (hints.tracker.best_cell: the best
         matching cell of the pretrained features, at least PIN_THRESHOLD), or None."""
         descriptor = descriptor_at(self.features(start), x, y)
         sim, fx, fy = best_cell(self.features(index), descriptor)

@@ -2,7 +2,7 @@
 pinned hints found again in later shots, reference colours matched onto each frame.
 
 Per frame, before the network runs, `HintTracker.planes(...)` returns the (3, h, w) hint
-planes for the network input (streamcolor/hints.py); after it runs, `observe(...)` hands back
+planes for the network input (hints/planes.py); after it runs, `observe(...)` hands back
 the frame's encoder features (the hint model's second output, which do not depend on the
 hints). Flow is DIS on L* at twice the network output's grid, as the temporal filters
 compute it (streamcolor/temporal.py); cuts are the temporal filters' test.
@@ -19,37 +19,29 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from streamcolor import color
 from streamcolor.colorizer import Colorizer
-from streamcolor.errors import ConfigError
 from streamcolor.geodesic import LOCALITY_FLOOR, LOCALITY_LIMIT, geodesic_distance, reach_guide, reach_share
-from streamcolor.hints import UNTIL_CUT, UNTIL_PIN, Hint, HintFile, HintPoint, Reference, hint_planes, place_hints
+from streamcolor.hints.file import UNTIL_CUT, UNTIL_PIN, Hint, HintFile
+from streamcolor.hints.planes import HintPoint, hint_planes, place_hints
+from streamcolor.hints.reference import (
+    REF_THRESHOLD,
+    ReferenceColours,
+    load_reference,
+    match_reference,
+    reference_points,
+)
 from streamcolor.temporal import TemporalConfig, _Flow, _warp, is_cut, is_cut_after_motion
 
 # cosine similarity of stride-16 features needed to re-apply a pinned hint in a new shot: on
 # 200 validation photos and a changed view of each (benchmarks/hints_quality.py thresholds),
 # 76.6 % of pins found at the right cell, 9.0 % at a wrong one, 0.7 % matched in another photo
 PIN_THRESHOLD = 0.70
-# ... and for a frame cell to take its best-matching reference cell's colour: the lowest
-# threshold at which a reference that does not show the photo costs under 0.1 dB (-0.06 dB;
-# the photo itself as reference for its changed view: +4.7 dB), same benchmark
-REF_THRESHOLD = 0.75
-# reference cells whose a*b* varies more than this (RMS, CIE units) hold two colours: no hint
-REF_MAX_SPREAD = 12.0
-# a reference photo needs this many pixels a side (the feature grid is 1/16 of the network's input)
-MIN_REFERENCE = 32
-# ... and this mean chroma (CIE a*b* units): below it, it is a gray or nearly gray photo
-MIN_REFERENCE_CHROMA = 3.0
-# a reference hint covers this share of its cell's side, at the cell's centre
-REF_PATCH = 0.25
-# reference cells given to the network as hints (the best-matching ones)
-REF_NETWORK_HINTS = 8
 
 
 _BLAS = None
@@ -97,94 +89,6 @@ class Track:
         if self.stroke is not None:
             self.stroke = self.stroke + np.array([x - self.x, y - self.y], np.float32)
         self.x, self.y = x, y
-
-
-@dataclass
-class ReferenceColours:
-    """A reference photo as matching data: features (M, C) unit vectors of its stride-16
-    cells, the mean a*b* (M, 2) of each cell, and which cells hold one colour (M,) bool."""
-
-    ref: Reference
-    features: np.ndarray
-    ab: np.ndarray
-    usable: np.ndarray
-
-
-def load_reference(ref: Reference, colorizer: Colorizer) -> ReferenceColours:
-    """Read the reference photo, run the hint model on its lightness for its features, and
-    take its own a*b* per cell. Raises ConfigError (one line) for a photo that is missing,
-    unreadable, smaller than MIN_REFERENCE pixels a side, or without colour."""
-    path = Path(ref.path)
-    if path.is_dir():
-        raise ConfigError(f"reference photo {path} is a folder, not a photo")
-    if not path.is_file():
-        raise ConfigError(f"reference photo not found: {path}")
-    data = np.fromfile(path, np.uint8)
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our line, not OpenCV's warning
-    try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if bgr is None:
-        raise ConfigError(f"cannot read reference photo {path}: not an image")
-    if min(bgr.shape[:2]) < MIN_REFERENCE:
-        raise ConfigError(
-            f"reference photo {path} is {bgr.shape[1]}x{bgr.shape[0]}: "
-            f"at least {MIN_REFERENCE} pixels a side are needed"
-        )
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-    chroma = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
-    if chroma < MIN_REFERENCE_CHROMA:
-        raise ConfigError(
-            f"reference photo {path} has no colour to give (mean chroma {chroma:.1f}): "
-            "a gray photo would only gray the output"
-        )
-    # the network sees the photo as a gray photo is read (api.colorize_photo)
-    y8 = (color.rgb_to_gray(rgb) * 255.0 + 0.5).astype(np.uint8)
-    x = colorizer.network_input(y8, True)
-    _, feats = colorizer.predict_features([x])
-    f = feats[0]
-    gh, gw = f.shape[:2]
-    h, w = x.shape[1:]
-    ab = cv2.resize(lab[..., 1:], (w, h), interpolation=cv2.INTER_AREA)
-    s = h // gh
-    cells = ab[: gh * s, : gw * s].reshape(gh, s, gw, s, 2)
-    mean = cells.mean(axis=(1, 3))
-    spread = np.sqrt(((cells - mean[:, None, :, None]) ** 2).sum(axis=4).mean(axis=(1, 3)))
-    return ReferenceColours(ref, f.reshape(-1, f.shape[2]), mean.reshape(-1, 2), (spread <= REF_MAX_SPREAD).reshape(-1))
-
-
-def match_reference(
-    feats: np.ndarray, refc: ReferenceColours, threshold: float = REF_THRESHOLD
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """feats (gh, gw, C) unit vectors of a frame -> per cell (gh, gw): best similarity, the
-    reference a*b* (gh, gw, 2) of the best-matching usable cell, and whether it is confident."""
-    gh, gw, c = feats.shape
-    if not refc.usable.any():
-        return np.zeros((gh, gw), np.float32), np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw), bool)
-    sim = feats.reshape(-1, c) @ refc.features[refc.usable].T
-    best = sim.argmax(axis=1)
-    s = sim[np.arange(len(best)), best].reshape(gh, gw)
-    ab = refc.ab[refc.usable][best].reshape(gh, gw, 2)
-    return s, ab, s >= threshold
-
-
-def reference_points(
-    feats: np.ndarray, refc: ReferenceColours, threshold: float = REF_THRESHOLD, most: int = REF_NETWORK_HINTS
-) -> list[HintPoint]:
-    """Network hints from a reference: the centres of the `most` frame cells that match it most
-    closely (at least `threshold`), each with its reference cell's a*b*. Few, as the network
-    was trained with (dense reference hints lowered PSNR on the colour clips); the other
-    confident cells act through reference_correction."""
-    s, ab, ok = match_reference(feats, refc, threshold)
-    gh, gw = s.shape
-    flat = np.flatnonzero(ok.reshape(-1))
-    flat = flat[np.argsort(-s.reshape(-1)[flat])][:most]
-    ys, xs = np.divmod(flat, gw)
-    r = REF_PATCH * 0.5 / min(gh, gw)  # fraction of the short side
-    return [HintPoint((x + 0.5) / gw, (y + 0.5) / gh, ab[y, x], r) for y, x in zip(ys, xs)]
 
 
 def best_cell(feats: np.ndarray, descriptor: np.ndarray) -> tuple[float, float, float]:
@@ -538,86 +442,47 @@ class HintTracker:
         self.prev_feats = feats
 
 
-def colorize_with_hints(
-    y8: np.ndarray, colorizer: Colorizer, hints: HintFile, full_range: bool = True, warn=lambda msg: None
-) -> np.ndarray:
-    """One gray photo (H, W) uint8 with every hint of the file (times ignored) and its
-    references -> (h/4, w/4, 2) a*b* on the network grid (Colorizer._lab_at turns it into
-    the photo's L*a*b*)."""
-    h, w = y8.shape
-    everything = HintFile(tuple(_at_start(t) for t in hints.hints), tuple(_whole(r) for r in hints.references))
-    tracker = HintTracker(everything, colorizer, w, h, full_range, warn=warn)
-    x = colorizer.network_input(y8, full_range)
-    grid = colorizer.output_grid(y8.shape)
-    l_lo = colorizer.guide_lo(y8, grid, full_range)
-    if tracker.references:  # a photo has no previous frame: its own features place the reference's hints
-        tracker.observe(colorizer.predict_features([x])[1][0])
-    planes = tracker.planes(0, 0.0, y8, l_lo, x.shape[1:])
-    ab, feats = colorizer.predict_features([x], [planes])
-    return tracker.refine(ab[0], l_lo, feats[0])
+@dataclass
+class TrackedFrame:
+    """One frame's inputs for a hint model (TrackedFrames.prepare)."""
+
+    y8: np.ndarray  # (H, W) uint8 luma
+    l_lo: np.ndarray  # (h, w) float32 L*/100 guide on the network's output grid
+    planes: np.ndarray | None  # (3, h', w') hint planes at the network input size, or None
+    state: FrameState  # what refine() needs of this frame
+    x: np.ndarray | None = None  # the network input; made when the frame is predicted
 
 
-def _at_start(h: Hint) -> Hint:
-    return replace(h, time=0.0, frame=None, until=UNTIL_CUT)
+class TrackedFrames:
+    """pipeline.FrameSequencer's strategy for a hint model (the plain one is pipeline.NetworkFrames):
+    every frame goes through the tracker, in order (it follows the hints along the flow); key
+    frames are predicted in one batch with their hint planes and refined (HintTracker.refine)."""
 
+    def __init__(self, tracker: HintTracker, colorizer: Colorizer, full_range: bool):
+        self.tracker = tracker
+        self.colorizer = colorizer
+        self.full_range = full_range
 
-def _whole(r: Reference) -> Reference:
-    return replace(r, start=0.0, end=float("inf"))
+    def prepare(self, y8: np.ndarray, index: int, seconds: float, key: bool) -> TrackedFrame:
+        c = self.colorizer
+        l_lo = c.guide_lo(y8, c.output_grid(y8.shape), self.full_range)
+        planes = self.tracker.planes(index, seconds, y8, l_lo, c.card.input_size(*y8.shape))
+        x = c.network_input(y8, self.full_range) if key else None
+        return TrackedFrame(y8, l_lo, planes, self.tracker.state, x)
 
+    def is_key(self, frame: TrackedFrame, key: bool) -> bool:
+        # a frame where a pinned hint starts is predicted whatever the key-frame interval:
+        # the pin's features come from that frame (refine), or it could never be found again
+        return key or bool(frame.state.new_pins)
 
-# frames of one shot kept for carrying hints back (L* at the network grid, ~17 kB each at 480p)
-MAX_BACK_FRAMES = 3000
+    def predict(self, frames: list[TrackedFrame]) -> list[np.ndarray]:
+        for f in frames:
+            if f.x is None:
+                f.x = self.colorizer.network_input(f.y8, self.full_range)
+        abs_, feats = self.colorizer.predict_features([f.x for f in frames], [f.planes for f in frames])
+        out = [self.tracker.refine(ab, f.l_lo, fe, f.state) for ab, fe, f in zip(abs_, feats, frames)]
+        self.tracker.observe(feats[-1])
+        return out
 
-
-def backward_positions(
-    frames,
-    seconds_of,
-    hints: HintFile,
-    colorizer: Colorizer,
-    full_range: bool,
-    cfg: TemporalConfig | None = None,
-) -> dict[int, list[tuple[Hint, float, float]]]:
-    """Where each hint's point was on the frames of its shot before the hint starts: decode
-    the input once more up to the last hint (frames: GrayFrames in order, as the main pass
-    numbers them), keep the current shot's L* guides, and at each hint's first frame follow
-    the point backward along the flow to the shot's first frame (stopping at a cut, or after
-    MAX_BACK_FRAMES). seconds_of: frame -> its time in seconds, as in the main pass.
-    -> frame index -> [(hint, x, y fractions)]; a stroke's hint is given with its vertices on
-    that frame (fractions), each followed back. Pinned hints included; hints
-    given as pixels are turned into fractions by the caller's HintTracker (Hint.position)."""
-    cfg = cfg or TemporalConfig()
-    flow = _Flow(cfg.flow_scale)
-    todo = [h for h in hints.hints if not (h.frame == 0 or (h.frame is None and (h.time or 0.0) <= 0.0))]
-    early: dict[int, list[tuple[Hint, float, float]]] = {}
-    if not todo:
-        return early
-    shot: list[tuple[int, np.ndarray]] = []
-    for f in frames:
-        if not hasattr(f, "y8"):
-            continue
-        lo = colorizer.guide_lo(f.y8, colorizer.output_grid(f.y8.shape), full_range)
-        if shot and (shot[-1][1].shape != lo.shape or is_cut(lo, shot[-1][1], cfg)):
-            shot = []
-        shot.append((f.index, lo))
-        del shot[:-MAX_BACK_FRAMES]
-        seconds = seconds_of(f)
-        starting = [h for h in todo if h.starts_by(f.index, seconds)]
-        for h in starting:
-            todo.remove(h)
-            height, width = f.y8.shape
-            v = h.vertices(width, height)
-            pts = np.array([h.position(width, height)]) if v is None else v  # a stroke: every vertex
-            for (i_prev, lo_prev), (_, lo_next) in zip(reversed(shot[:-1]), reversed(shot[1:])):
-                back = flow.flow(lo_next, lo_prev)  # each pixel of the later frame -> the earlier
-                if is_cut_after_motion(lo_next, _warp(lo_prev, flow.to_maps(back)), cfg):
-                    break
-                pts = flow.carry(lo_next, lo_prev, pts, back).astype(np.float64)
-                x, y = float(pts[0, 0]), float(pts[0, 1])
-                if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                    break
-                # a stroke as it was on that frame, in fractions
-                there = h if v is None else replace(h, x=x, y=y, pixels=False, stroke=tuple(map(tuple, pts.tolist())))
-                early.setdefault(i_prev, []).append((there, x, y))
-        if not todo:
-            break
-    return early
+    def guide(self, frame: TrackedFrame) -> np.ndarray | None:
+        return frame.l_lo
