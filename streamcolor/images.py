@@ -184,7 +184,9 @@ def image_targets(src: Path, out: str | Path, overwrite: bool = False) -> tuple[
         existing = [o for _, o in pairs if o.exists()]
         if existing:
             more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-            raise OutputError(f"output exists: {existing[0]}{more} (give --overwrite or -y to replace)")
+            raise OutputError(
+                f"output exists: {existing[0]}{more} (give --overwrite or -y to replace {'them' if more else 'it'})"
+            )
     return pairs, create
 
 

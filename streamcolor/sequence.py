@@ -444,4 +444,6 @@ def resume_from(target: FrameFiles, numbers: tuple[int, ...] | None, marker: dic
             return missing
     first = min(existing)
     more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-    raise OutputError(f"output exists: {target.path(first)}{more} (give --overwrite or -y to replace)")
+    raise OutputError(
+        f"output exists: {target.path(first)}{more} (give --overwrite or -y to replace {'them' if more else 'it'})"
+    )

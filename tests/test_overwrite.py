@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 import pytest
 from media import make_video, read_video, scene
 from typer.testing import CliRunner
@@ -68,3 +69,22 @@ def test_stream_output_and_record(clip, tmp_path):
     r = runner.invoke(app, ["stream", str(clip), str(out), "-y", "--quiet"])
     assert r.exit_code == 0, r.output
     assert len(read_video(out)["times"]) == 4
+
+
+def test_every_output_exists_refusal_says_what_to_give_in_the_same_words(tmp_path):
+    """One file, a folder of photos, an image sequence: the same sentence (it / them)."""
+    from streamcolor.errors import OutputError
+    from streamcolor.images import image_targets
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(src / name), np.full((8, 8), 128, np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(PRECIOUS)
+    with pytest.raises(OutputError, match=r"\(give --overwrite or -y to replace it\)$"):
+        image_targets(src, out)
+    (out / "b.png").write_bytes(PRECIOUS)
+    with pytest.raises(OutputError, match=r"and 1 more \(give --overwrite or -y to replace them\)$"):
+        image_targets(src, out)

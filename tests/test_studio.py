@@ -310,6 +310,8 @@ def test_studio_command_serves_until_ctrl_c(clip, tmp_path):
         rest = proc.stderr.read()
         proc.wait(20)
     assert proc.returncode == 130 and "interrupted" in rest and "Traceback" not in rest
+    # one line, naming where the hints are, and no "unfinished output deleted" when nothing rendered
+    assert len(rest.strip().splitlines()) == 1 and str(default_hints_path(film)) in rest and "deleted" not in rest
     assert parse_hints(default_hints_path(film).read_text()).hints[0].rgb == (0, 0, 128)  # nothing lost
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from streamcolor.api import ColorizeConfig
 from streamcolor.commands.options import (
     Backend,
     BackendOpt,
+    Interrupted,
     ModelOpt,
     Precision,
     PrecisionOpt,
@@ -42,18 +44,29 @@ def studio(
     """Colour a film shot by shot in the browser (127.0.0.1 only), see each hint land, then render."""
     from streamcolor.studio import Studio, StudioServer
 
+    stopped, rendering, saved = None, False, None
     try:
         with Studio(film, hints, threads or None) as st, StudioServer(st, port) as server:
-            _err(f"studio: {server.url}  (hints saved to {st.doc.path} on every change; Ctrl-C stops)")
+            saved = st.doc.path
+            _err(f"studio: {server.url}  (hints saved to {saved} on every change; Ctrl-C stops)")
             if browser or (browser is None and sys.stdout.isatty() and sys.stderr.isatty()):
                 import webbrowser
 
                 webbrowser.open(server.url)
-            while True:  # the server runs in its own thread; Ctrl-C or SIGTERM ends this
-                time.sleep(3600)
+            try:
+                while True:  # the server runs in its own thread; Ctrl-C or SIGTERM ends this
+                    time.sleep(3600)
+            except (Interrupted, KeyboardInterrupt) as e:  # the way to stop: said in one line below
+                stopped = e
+                rendering = st.render is not None and st.render.status.state == "running"
     except StreamcolorError as e:
         _err(str(e))
         raise typer.Exit(e.exit_code) from None
+    if stopped is not None:  # leaving the `with` stopped a render under way and deleted its file
+        term = getattr(stopped, "signum", None) == signal.SIGTERM
+        render = "; the render under way was stopped and its unfinished output deleted" if rendering else ""
+        _err(f"{'terminated' if term else 'interrupted'}; the studio stopped, the hints are saved in {saved}{render}")
+        raise typer.Exit(128 + (signal.SIGTERM if term else signal.SIGINT))
 
 
 def bench(
