@@ -13,7 +13,7 @@ from streamcolor import color
 from streamcolor.colorizer import UpsampleConfig, guided_upsample
 from streamcolor.errors import ConfigError
 from streamcolor.model import DEFAULT_MODEL, load_card
-from streamcolor.pipeline import Stage
+from streamcolor.pipeline import Policy, Stage, run_pipeline
 
 
 def test_lab_round_trip_and_known_values():
@@ -127,3 +127,46 @@ def test_stage_close_unblocks_a_full_queue():
     time.sleep(0.05)
     stage.close()
     assert not any(t.name == "endless" and t.is_alive() for t in threading.enumerate())
+
+
+def test_run_pipeline_keeps_order_and_raises_a_stage_error_in_the_caller():
+    written: list[int] = []
+    ended = run_pipeline(lambda: iter(range(40)), lambda items: (i * i for i in items), written.append)
+    assert ended and written == [i * i for i in range(40)]
+
+    def boom(items):
+        for i in items:
+            if i == 3:
+                raise ValueError("bad frame 3")
+            yield i
+
+    with pytest.raises(ValueError, match="bad frame 3"):
+        run_pipeline(lambda: iter(range(10)), boom, lambda item: None)
+    assert not any(t.name in ("decode", "colorize") and t.is_alive() for t in threading.enumerate())
+
+
+def test_live_policy_drops_the_oldest_wakes_when_idle_and_stops_from_outside():
+    stop, idle, dropped, written = threading.Event(), [], [], []
+
+    def camera():  # faster than the colorize stage: a live source never waits for us
+        yield from range(300)
+        while not stop.is_set():  # then the input goes quiet until the run is stopped
+            time.sleep(0.01)
+
+    def slow(items):
+        for i in items:
+            time.sleep(0.01)
+            yield i
+
+    def on_idle():
+        idle.append(1)
+        stop.set()
+
+    policy = Policy(
+        maxsize=1, drop_oldest=True, idle_s=0.2, on_idle=on_idle, on_drop=lambda: dropped.append(1), stop=stop
+    )
+    assert run_pipeline(camera, slow, written.append, policy)  # ended: the stop came from outside
+    assert dropped and idle and written == sorted(written) and len(written) + len(dropped) == 300
+
+    cancelled = Policy(maxsize=1, idle_s=0.05, cancelled=lambda: True)
+    assert not run_pipeline(lambda: iter(range(10**9)), lambda items: items, written.append, cancelled)
