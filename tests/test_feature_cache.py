@@ -225,3 +225,23 @@ def test_training_speed_benchmark_runs_both_loops_side_by_side(photo_tree, tmp_p
                              "--out", str(tmp_path / "r.json")])  # fmt: skip
     assert r["photo_loop"]["steps"] > 0 and r["cached_features"]["steps"] > 0 and r["ratio"] > 0
     assert json.loads((tmp_path / "r.json").read_text())["threads"] == 1
+
+
+def test_whole_sources_are_held_out_of_training_rows(tmp_path):
+    """Cache.rows_without: every view of every photo of a held-out extra source is left out,
+    and nothing else (train_cached --hold-out-sources trains on the rest)."""
+    import json
+
+    from training.feature_cache import Cache
+
+    names = ["train/scenes/a.jpg", "extra/pedestrian_streets/b.webp", "extra/raccoon/c.webp",
+             "extra/pedestrian_streets_more/d.webp", "extra/pedestrian_streets/e.webp"]  # fmt: skip
+    views = 2
+    (tmp_path / "meta.json").write_text(json.dumps({"done": 5, "photos": 5, "strides": []}))
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    np.save(tmp_path / "ab.npy", np.zeros((len(names) * views, 2, 4, 4), np.float16))
+    np.save(tmp_path / "lum.npy", np.zeros((len(names) * views, 1, 4, 4), np.float16))
+    c = Cache(tmp_path)
+    assert c.rows_without(()).tolist() == list(range(10))
+    assert c.rows_without(("pedestrian_streets",)).tolist() == [0, 1, 4, 5, 6, 7]
+    assert c.rows_without(("pedestrian_streets", "raccoon")).tolist() == [0, 1, 6, 7]

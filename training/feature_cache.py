@@ -314,6 +314,18 @@ class Cache:
     def __len__(self) -> int:
         return self.ab.shape[0]
 
+    def rows_without(self, sources: tuple[str, ...]) -> np.ndarray:
+        """The row indices of every photo not from the extra `sources` (folder names of
+        ../shared/data/extra, e.g. 'pedestrian_streets'): whole collections held out, so that a
+        choice made on them is a choice on photos from nowhere the model saw (a random 3 % of
+        each source shares its photographers and places with the training rows)."""
+        views = len(self) // max(len(self.names), 1)
+        prefixes = tuple(f"extra/{s}/" for s in sources)
+        keep = np.array([not n.startswith(prefixes) for n in self.names], bool) if prefixes else None
+        if keep is None:
+            return np.arange(len(self))
+        return (np.flatnonzero(keep)[:, None] * views + np.arange(views)[None]).ravel()
+
     def batch(self, idx: np.ndarray) -> tuple[dict[int, torch.Tensor], torch.Tensor, torch.Tensor]:
         idx = np.sort(idx)  # sequential reads of the memory map
         e = {s: torch.from_numpy(np.ascontiguousarray(self.f[s][idx])).float() for s in self.strides}
@@ -323,16 +335,27 @@ class Cache:
 
 
 def write_validation(a: argparse.Namespace) -> None:
-    """The validation photos as a folder of symbolic links (for training.evaluate/select)."""
+    """The validation photos as a folder of symbolic links (for training.evaluate/select):
+    the fixed split, or with --hold-out-sources up to --per-source photos (seeded) of each of
+    those extra sources, which train_cached --hold-out-sources never trains on."""
     a.out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for name, path in list_photos(a.train, a.extra):
-        if is_validation(split_name(name)):
-            link = a.out / name.replace("/", "__")
-            if not link.exists():
-                link.symlink_to(path.resolve())
-            n += 1
-    print(f"{n} validation photos linked in {a.out}")
+    held = tuple(x for x in a.hold_out_sources.split(",") if x)
+    if held:
+        rng = np.random.default_rng(0)
+        chosen = []
+        for src in held:
+            mine = [(n, p) for n, p in list_photos(None, a.extra) if n.startswith(f"extra/{src}/")]
+            if not mine:
+                sys.exit(f"no photos of extra source '{src}' in {a.extra}")
+            pick = rng.choice(len(mine), min(a.per_source, len(mine)), replace=False)
+            chosen += [mine[i] for i in sorted(pick)]
+    else:
+        chosen = [(n, p) for n, p in list_photos(a.train, a.extra) if is_validation(split_name(n))]
+    for name, path in chosen:
+        link = a.out / name.replace("/", "__")
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    print(f"{len(chosen)} validation photos linked in {a.out}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,6 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--train", type=Path, default=SHARED / "train")
         p.add_argument("--extra", type=Path, help="the folder build_extra.py wrote (its train/ inside)")
+    v.add_argument("--hold-out-sources", default="", help="extra sources (comma-separated) to link instead")
+    v.add_argument("--per-source", type=int, default=150, help="photos of each held-out source")
     b.add_argument("--encoder", default="mobilenet_v2", help=f"one of {', '.join(ENCODERS)}")
     b.add_argument("--weights", type=Path, help="MobileNetV2 TFLite file (default: ../shared/weights)")
     b.add_argument("--strides", default="4,8,16")

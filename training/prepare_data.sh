@@ -18,6 +18,9 @@ THREADS=${THREADS:-2}
 mkdir -p "$CACHE"
 python "$SHARED/extra/build_extra.py" --mirrors "$MIRRORS" --out "$CACHE/extra"
 python -m training.feature_cache validation --out "$CACHE/val" --extra "$CACHE/extra/train"
+# whole sources held out of training (train_cached --hold-out-sources the same): the validation that chooses
+python -m training.feature_cache validation --out "$CACHE/val_heldout" --extra "$CACHE/extra/train" \
+    --hold-out-sources pedestrian_streets,houses_realestate,raccoon
 python -m training.feature_cache build --out "$CACHE/feat_mnv2" --extra "$CACHE/extra/train" --threads "$THREADS"
 python -m training.feature_cache build --out "$CACHE/feat_mnv2_val" --extra "$CACHE/extra/train" --split val \
     --views 1 --degrade 0 --threads "$THREADS"

@@ -105,9 +105,13 @@ class SparseTargets:
         return (ik.reshape(shape).permute(0, 3, 1, 2), wk.reshape(shape).permute(0, 3, 1, 2), ik[:, 0].reshape(n, h, w))
 
 
-def data_bins(cache: Cache, rng: np.random.Generator, samples: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """The a*b* bins the data uses (of ab_bins()) and their empirical prior, from `samples` rows."""
-    idx = rng.choice(len(cache), min(samples, len(cache)), replace=False)
+def data_bins(
+    cache: Cache, rng: np.random.Generator, samples: int = 4096, rows: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The a*b* bins the data uses (of ab_bins()) and their empirical prior, from `samples` of
+    `rows` (default: every row)."""
+    rows = np.arange(len(cache)) if rows is None else rows
+    idx = rows[rng.choice(len(rows), min(samples, len(rows)), replace=False)]
     ab = torch.from_numpy(np.asarray(cache.ab[np.sort(idx)], dtype=np.float32))
     ab = ab[torch.isfinite(ab).all(dim=3).all(dim=2).all(dim=1)]
     prior = class_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
@@ -179,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save-minutes", type=float, default=10.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
+        "--hold-out-sources",
+        default="",
+        help="extra sources (folders, comma-separated) never trained on: the validation that chooses "
+        "between models is made of them (issue 22: a random share of a source is not held out)",
+    )
+    ap.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -202,9 +212,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--teacher-ab has shape {teacher.shape}, the cache's a*b* {cache.ab.shape}")
     if any(v["distill"] for v in variants) and teacher is None:
         raise SystemExit("a t<weight> variant distils: give --teacher-ab")
-    bins, prior = data_bins(cache, rng)
+    held = tuple(x for x in a.hold_out_sources.split(",") if x)
+    pool = cache.rows_without(held)  # the rows trained on: whole held-out sources never
+    bins, prior = data_bins(cache, rng, rows=pool)
     sparse = SparseTargets(bins)
-    print(f"{len(cache)} training crops, {len(val)} validation crops, {bins.shape[0]} a*b* bins", flush=True)
+    print(
+        f"{len(pool)} training crops ({len(cache) - len(pool)} of held-out sources left out), "
+        f"{len(val)} validation crops, {bins.shape[0]} a*b* bins",
+        flush=True,
+    )
 
     models, opts, weights = [], [], []
     for v in variants:
@@ -273,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     while (frac := (time.time() - start) / budget) < 1.0:
         lr = a.lr * min(1.0, frac / 0.02) * 0.5 * (1 + math.cos(math.pi * frac))
         t_data = time.time()
-        idx = rng.choice(len(cache), a.batch, replace=len(cache) < a.batch)  # tiny caches (tests): repeats
+        idx = pool[rng.choice(len(pool), a.batch, replace=len(pool) < a.batch)]  # tiny caches (tests): repeats
         e, ab, _ = cache.batch(idx)
         e = {s: t.contiguous(memory_format=torch.channels_last) for s, t in e.items()}
         with torch.no_grad():
@@ -345,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "state_dict": m.state_dict(),
                 "kind": "student" if is_student else "cached_decoder",
+                "held_out_sources": list(held),
                 "encoder": cache.meta["encoder"],
                 "channels": channels,
                 "arch": "mobile",
