@@ -54,41 +54,31 @@ def _graph(guide: np.ndarray, step: float, floor: float) -> csr_matrix:
 
 
 def geodesic_distance(
-    guide: np.ndarray, seeds: np.ndarray, step: float = 0.0, limit: float = np.inf, floor: float = 0.0
+    guide: np.ndarray,
+    seeds: np.ndarray,
+    step: float = 0.0,
+    limit: float = np.inf,
+    floor: float = 0.0,
+    nearest: bool = False,
 ) -> np.ndarray:
     """For each seed, the geodesic distance of every cell of the grid.
 
     guide: (h, w, C) float32 (see step_costs); seeds: (N, 2) int (row, column), inside the grid;
-    floor: see step_costs; step: a constant cost per step besides the guide's change (0: only edges cost); limit:
-    distances beyond it are not searched (inf there: Dijkstra stops early, 20x faster when the
-    caller only needs the near cells).
-    -> (N, h, w) float32, 0 at each seed. Raises ValueError for a seed outside the grid."""
-    h, w = guide.shape[:2]
-    seeds = np.asarray(seeds, np.int64).reshape(-1, 2)
-    if len(seeds) and (seeds.min() < 0 or (seeds[:, 0] >= h).any() or (seeds[:, 1] >= w).any()):
-        raise ValueError(f"a seed lies outside the {h}x{w} grid")
-    graph = _graph(guide, step, floor)
-    if len(seeds) == 0:
-        return np.zeros((0, h, w), np.float32)
-    d = dijkstra(graph, directed=False, indices=seeds[:, 0] * w + seeds[:, 1], limit=limit)
-    return d.reshape(len(seeds), h, w).astype(np.float32)
-
-
-def nearest_seed_distance(
-    guide: np.ndarray, seeds: np.ndarray, step: float = 0.0, limit: float = np.inf, floor: float = 0.0
-) -> np.ndarray:
-    """As geodesic_distance, for every cell the distance to its nearest seed (one Dijkstra run
-    from all seeds at once). -> (h, w) float32 (inf where no seed is within `limit`)."""
+    floor: see step_costs; step: a constant cost per step besides the guide's change (0: only
+    edges cost); limit: distances beyond it are not searched (inf there: Dijkstra stops early,
+    20x faster when the caller only needs the near cells); nearest: one Dijkstra run from all
+    seeds at once, each cell's distance to its nearest seed.
+    -> (N, h, w) float32, 0 at each seed; with nearest (h, w) (inf everywhere without a seed).
+    Raises ValueError for a seed outside the grid."""
     h, w = guide.shape[:2]
     seeds = np.asarray(seeds, np.int64).reshape(-1, 2)
     if len(seeds) == 0:
-        return np.full((h, w), np.inf, np.float32)
+        return np.full((h, w), np.inf, np.float32) if nearest else np.zeros((0, h, w), np.float32)
     if seeds.min() < 0 or (seeds[:, 0] >= h).any() or (seeds[:, 1] >= w).any():
         raise ValueError(f"a seed lies outside the {h}x{w} grid")
-    d = dijkstra(
-        _graph(guide, step, floor), directed=False, indices=seeds[:, 0] * w + seeds[:, 1], limit=limit, min_only=True
-    )
-    return d.reshape(h, w).astype(np.float32)
+    idx = seeds[:, 0] * w + seeds[:, 1]
+    d = dijkstra(_graph(guide, step, floor), directed=False, indices=idx, limit=limit, min_only=nearest)
+    return d.reshape((h, w) if nearest else (len(seeds), h, w)).astype(np.float32)
 
 
 # A hint's reach (the hint model's fourth hint plane, and the spreading after the network): a
@@ -129,6 +119,6 @@ def hint_locality(lightness: np.ndarray, mask: np.ndarray, stride: int = 4) -> n
     gh, gw = max(1, H // stride), max(1, W // stride)
     guide = reach_guide(cv2.resize(lightness, (gw, gh), interpolation=cv2.INTER_AREA))
     cells = cv2.resize(mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA) > 0
-    d = nearest_seed_distance(guide, np.argwhere(cells), limit=LOCALITY_LIMIT, floor=LOCALITY_FLOOR)
+    d = geodesic_distance(guide, np.argwhere(cells), limit=LOCALITY_LIMIT, floor=LOCALITY_FLOOR, nearest=True)
     reach = (1.0 - g) * np.exp(-d) + g
     return cv2.resize(reach.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
