@@ -525,3 +525,20 @@ def test_one_hint_changes_its_object_not_the_look_alike_beyond_its_outline(hint_
     gw = change.shape[1]
     left, right = change[:, : gw * 2 // 5].mean(), change[:, gw * 3 // 5 :].mean()
     assert left > 10.0 and right < 0.1 * left
+
+
+def test_a_hint_repeated_on_one_spot_is_still_one_hint():
+    """Twelve copies of one hint (a user clicking the same place again) reach no further than
+    one (found by a new-user trial: the spreading counted them as twelve hints, the palette)."""
+    from streamcolor.hints.tracker import propagate_corrections
+
+    h, w = 24, 48
+    ab = np.zeros((h, w, 2), np.float32)
+    l_lo = np.full((h, w), 0.5, np.float32)
+    l_lo[:, 22:26] = 0.05  # an outline
+    feats = np.zeros((6, 12, 4), np.float32)
+    feats[..., 0] = 1.0
+    one = [HintPoint(0.25, 0.5, np.array([40.0, 0.0]), 0.02)]
+    far_one = propagate_corrections(ab, l_lo, feats, one)[:, 30:, 0].mean()
+    far_twelve = propagate_corrections(ab, l_lo, feats, one * 12)[:, 30:, 0].mean()
+    assert far_twelve == pytest.approx(far_one, abs=0.05) and far_one < 2.0

@@ -151,6 +151,14 @@ def propagate_corrections(ab: np.ndarray, l_lo: np.ndarray, feats: np.ndarray, p
     -> (h, w, 2) float32; at each hint the a*b* is (close to) the hint's."""
     if not points:
         return ab
+    # one hint given twice (the same place and colour, a user clicking again) is one hint: its
+    # weights would otherwise add up, and count towards the palette's ten
+    seen: dict[tuple, HintPoint] = {}
+    for p in points:
+        key = (round(p.x, 4), round(p.y, 4), *np.round(np.asarray(p.ab, float), 2).tolist(),
+               None if p.stroke is None else np.round(np.asarray(p.stroke), 4).tobytes())  # fmt: skip
+        seen.setdefault(key, p)
+    points = list(seen.values())
     h, w = ab.shape[:2]
     f = cv2.resize(feats, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h * w, -1)
     f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
